@@ -1,0 +1,68 @@
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { type LearningService as LearningApi, RunKind, RunStatus } from "../../gen/posterior/v1/learning_service_pb.ts";
+import type { LearningService, RunView } from "../domain/learning.ts";
+import { fieldsIn, timestampIn, timestampOut } from "./convert.ts";
+
+const statuses = {
+  queued: RunStatus.QUEUED,
+  running: RunStatus.RUNNING,
+  succeeded: RunStatus.SUCCEEDED,
+  failed: RunStatus.FAILED,
+  cancelled: RunStatus.CANCELLED,
+} as const;
+
+export const runOut = (r: RunView) => ({
+  runId: r.id,
+  instanceId: r.instanceId,
+  kind: r.kind === "learn" ? RunKind.LEARN : RunKind.RESTORE,
+  status: statuses[r.status],
+  episodes: r.episodes.map((e) => ({ episode: e.episode, fromSeq: BigInt(e.fromSeq), toSeq: BigInt(e.toSeq) })),
+  relearn: r.relearn,
+  parameters: [...r.parameterNames],
+  createTime: timestampOut(r.createdAt),
+  startTime: timestampOut(r.startedAt),
+  endTime: timestampOut(r.finishedAt),
+  metrics: r.metrics
+    ? {
+        freeEnergy: [...(r.metrics.freeEnergy ?? [])],
+        iterations: r.metrics.iterations ?? 0,
+        dataPoints: BigInt(r.metrics.dataPoints),
+        durationSeconds: r.metrics.durationSeconds,
+        values: { ...r.metrics.values },
+      }
+    : undefined,
+  error: r.error,
+  parametersVersionBefore: r.versionBefore ?? 0,
+  parametersVersionAfter: r.versionAfter ?? 0,
+  attempts: r.attempts,
+  callbackUrl: r.callbackUrl,
+  restoredRunId: r.restoredRunId,
+});
+
+const later = (rpc: string) => () => {
+  throw new ConnectError(`${rpc} is not implemented yet`, Code.Unimplemented);
+};
+
+export function learningService(learning: LearningService): ServiceImpl<typeof LearningApi> {
+  return {
+    async learn(req) {
+      const run = await learning.learn({
+        instanceId: req.instanceId,
+        episodes: req.episodes,
+        relearn: req.relearn,
+        parameters: req.parameters,
+        wait: req.wait,
+        callbackUrl: req.callbackUrl,
+        inlineEpisode: req.inlineEpisode,
+        inlineEvents: req.inlineEvents.map((e) => ({ timestamp: timestampIn(e.timestamp), data: fieldsIn(e.data), metadata: e.metadata })),
+        options: req.options ?? {},
+      });
+      return { run: runOut(run) };
+    },
+    getRun: later("GetRun"),
+    listRuns: later("ListRuns"),
+    watchRun: later("WatchRun"),
+    cancelRun: later("CancelRun"),
+    restoreParameters: later("RestoreParameters"),
+  };
+}

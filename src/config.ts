@@ -1,0 +1,42 @@
+import { readFileSync } from "node:fs";
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  /** Embedded database directory (ignored when databaseUrl is set). */
+  readonly dataDir: string;
+  readonly databaseUrl?: string;
+  readonly logLevel: string;
+  readonly tls?: { readonly key: Buffer; readonly cert: Buffer };
+  readonly inferBatchLimit: number;
+  readonly shutdownGraceMs: number;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Reads the configuration from environment variables; README lists them with their defaults. */
+export function loadConfig(env: Env): Config {
+  const cert = env.POSTERIOR_TLS_CERT;
+  const key = env.POSTERIOR_TLS_KEY;
+  if (Boolean(cert) !== Boolean(key)) throw new Error("set both POSTERIOR_TLS_CERT and POSTERIOR_TLS_KEY, or neither");
+  return {
+    host: env.POSTERIOR_HOST || "127.0.0.1",
+    port: integer(env, "POSTERIOR_PORT", 8080, 0, 65535),
+    dataDir: env.POSTERIOR_DATA_DIR || "data",
+    databaseUrl: env.DATABASE_URL || undefined,
+    logLevel: env.LOG_LEVEL || "info",
+    tls: cert && key ? { cert: readFileSync(cert), key: readFileSync(key) } : undefined,
+    inferBatchLimit: integer(env, "POSTERIOR_INFER_BATCH_LIMIT", 100, 1, 100_000),
+    shutdownGraceMs: integer(env, "POSTERIOR_SHUTDOWN_GRACE_MS", 5000, 0, 600_000),
+  };
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}

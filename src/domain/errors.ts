@@ -1,0 +1,57 @@
+import type { Violation } from "../models/validation.ts";
+
+// What went wrong, in domain terms; the API layer maps `status` to a gRPC code.
+export type ErrorStatus =
+  | "invalid_argument"
+  | "not_found"
+  | "already_exists"
+  | "failed_precondition"
+  | "resource_exhausted"
+  | "unimplemented"
+  | "aborted";
+
+export interface FieldViolation {
+  readonly field: string;
+  readonly description: string;
+}
+
+export class DomainError extends Error {
+  readonly status: ErrorStatus;
+  /** Machine-readable reason, e.g. INSTANCE_NOT_FOUND; sent as google.rpc.ErrorInfo. */
+  readonly reason: string;
+  readonly violations: readonly FieldViolation[];
+  readonly metadata: Readonly<Record<string, string>>;
+
+  constructor(
+    status: ErrorStatus,
+    reason: string,
+    message: string,
+    details: { violations?: readonly FieldViolation[]; metadata?: Record<string, string> } = {},
+  ) {
+    super(message);
+    this.name = "DomainError";
+    this.status = status;
+    this.reason = reason;
+    this.violations = details.violations ?? [];
+    this.metadata = details.metadata ?? {};
+  }
+}
+
+export const notFound = (what: "MODEL" | "INSTANCE" | "EPISODE" | "RUN", key: string, id: string) =>
+  new DomainError("not_found", `${what}_NOT_FOUND`, `${what.toLowerCase()} ${JSON.stringify(id)} not found`, {
+    metadata: { [key]: id },
+  });
+
+export const invalidRequest = (field: string, description: string) =>
+  new DomainError("invalid_argument", "INVALID_REQUEST", `${field}: ${description}`, {
+    violations: [{ field, description }],
+  });
+
+/** One error for all violations, with the reason of the first. */
+export function invalidData(violations: readonly Violation[]): DomainError {
+  const first = violations[0]!;
+  const more = violations.length > 1 ? ` (and ${violations.length - 1} more)` : "";
+  return new DomainError("invalid_argument", first.reason, `${first.field}: ${first.description}${more}`, {
+    violations: violations.map(({ field, description }) => ({ field, description })),
+  });
+}

@@ -1,0 +1,136 @@
+import type { Logger } from "pino";
+import type { Tensor } from "../math/tensor.ts";
+import type { AnyModelType, InferOutput, JsonObject } from "../models/types.ts";
+import { resolveArguments, type Violation, validateFields } from "../models/validation.ts";
+import type { AppOrm } from "../persistence/database.ts";
+import type { Instance } from "../persistence/entities.ts";
+import { appendEvents } from "../persistence/events.ts";
+import { DomainError, invalidData, invalidRequest } from "./errors.ts";
+import { DEFAULT_EPISODE, fieldsToJson, findEpisode, findInstance, findRun, modelOf } from "./records.ts";
+
+export interface InferInput {
+  readonly instanceId: string;
+  readonly observation: Readonly<Record<string, Tensor>>;
+  readonly goal: Readonly<Record<string, Tensor>>;
+  readonly timestamp?: Date;
+  readonly episode: string;
+  readonly arguments: JsonObject;
+  readonly storeEvent: boolean;
+  readonly runId: string;
+  readonly metadata?: JsonObject;
+}
+
+export interface InferResult extends Omit<InferOutput<unknown>, "state"> {
+  readonly instanceId: string;
+  readonly episode: string;
+  /** 0 when the observation was not stored. */
+  readonly eventSeq: number;
+  readonly parametersVersion: number;
+  readonly parametersRunId: string;
+  readonly seed: number;
+}
+
+export type BatchRow = { ok: true; result: InferResult } | { ok: false; error: unknown };
+
+export class InferenceService {
+  readonly #orm: AppOrm;
+  readonly #batchLimit: number;
+  readonly #logger: Logger;
+
+  constructor(orm: AppOrm, options: { batchLimit: number; logger: Logger }) {
+    this.#orm = orm;
+    this.#batchLimit = options.batchLimit;
+    this.#logger = options.logger;
+  }
+
+  async infer(input: InferInput): Promise<InferResult> {
+    const episodeName = input.episode || DEFAULT_EPISODE;
+    const em = this.#orm.em.fork();
+    const instance = await findInstance(em, input.instanceId);
+    const model = modelOf(instance.model);
+    const args = callArguments(model, instance, input.arguments);
+    const violations: Violation[] = [
+      ...validateFields(model.schema.observation, input.observation, args, "observation"),
+      ...validateFields(model.schema.goal, input.goal, args, "goal"),
+    ];
+    if (violations.length > 0) throw invalidData(violations);
+
+    const pinned = input.runId ? await findRun(em, input.runId, instance) : undefined;
+    if (pinned && (!pinned.parametersAfter || pinned.versionAfter == null)) {
+      throw invalidRequest("run_id", `run ${input.runId} did not produce parameters (status ${pinned.status})`);
+    }
+    const output = model.infer({
+      arguments: args,
+      parameters: pinned?.parametersAfter ?? instance.parameters,
+      state: instance.state,
+      observation: input.observation,
+      goal: input.goal,
+      seed: instance.seed,
+    });
+
+    let eventSeq = 0;
+    if (input.storeEvent || output.state !== undefined) {
+      eventSeq = await em.transactional(async (tx) => {
+        let seq = 0;
+        if (input.storeEvent) {
+          const episode = await findEpisode(tx, instance, episodeName, true);
+          const event = { timestamp: input.timestamp ?? new Date(), data: fieldsToJson(input.observation), metadata: input.metadata ?? null };
+          seq = (await appendEvents(tx, episode, [event])).firstSeq;
+        }
+        // The optimistic version check turns a concurrent state change into an ABORTED retry.
+        if (output.state !== undefined) instance.state = output.state as JsonObject;
+        await tx.flush();
+        return seq;
+      });
+    }
+    const { state: _state, ...outputs } = output;
+    return {
+      ...outputs,
+      instanceId: instance.id,
+      episode: input.storeEvent ? episodeName : "",
+      eventSeq,
+      parametersVersion: pinned?.versionAfter ?? instance.parametersVersion,
+      parametersRunId: pinned?.id ?? instance.parametersRunId ?? "",
+      seed: 0,
+    };
+  }
+
+  /** Rows are independent: each succeeds or fails on its own, in request order. */
+  async inferBatch(inputs: readonly InferInput[]): Promise<BatchRow[]> {
+    if (inputs.length === 0) throw invalidRequest("requests", "must contain at least one request");
+    if (inputs.length > this.#batchLimit) {
+      throw invalidRequest("requests", `must contain at most ${this.#batchLimit} requests, got ${inputs.length}`);
+    }
+    const rows: BatchRow[] = [];
+    for (const input of inputs) {
+      try {
+        rows.push({ ok: true, result: await this.infer(input) });
+      } catch (error) {
+        if (!(error instanceof DomainError)) this.#logger.error({ err: error }, "batch row failed");
+        rows.push({ ok: false, error });
+      }
+    }
+    return rows;
+  }
+}
+
+/** The instance's arguments with this call's overrides, which the schema must allow. */
+function callArguments(model: AnyModelType, instance: Instance, overrides: JsonObject): JsonObject {
+  const names = Object.keys(overrides);
+  if (names.length === 0) return instance.arguments;
+  const fixed = names.filter((n) => !model.schema.arguments.find((a) => a.name === n)?.overridable);
+  if (fixed.length > 0) {
+    throw invalidData(
+      fixed.map((n) => ({
+        field: `arguments.${n}`,
+        description: model.schema.arguments.some((a) => a.name === n)
+          ? "is fixed at instance creation and cannot be overridden per call"
+          : `unknown argument for model ${model.schema.name}`,
+        reason: "ARGUMENTS_NOT_VALID",
+      })),
+    );
+  }
+  const { arguments: args, violations } = resolveArguments(model.schema, { ...instance.arguments, ...overrides });
+  if (violations.length > 0) throw invalidData(violations);
+  return args;
+}

@@ -1,0 +1,120 @@
+// Lookups shared by the domain services, and the plain views they return.
+import { LockMode } from "@mikro-orm/core";
+import type { EntityManager } from "@mikro-orm/sql";
+import { tensorFromJson, tensorToJson, type Tensor, type TensorJson } from "../math/tensor.ts";
+import { modelTypes } from "../models/registry.ts";
+import type { AnyModelType, Fields, JsonObject } from "../models/types.ts";
+import { Episode, Instance, Run } from "../persistence/entities.ts";
+import { invalidRequest, notFound } from "./errors.ts";
+
+export const DEFAULT_EPISODE = "default";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function requireUuid(field: string, value: string): string {
+  if (!value) throw invalidRequest(field, "is required");
+  if (!UUID.test(value)) throw invalidRequest(field, `must be a UUID, got ${JSON.stringify(value)}`);
+  return value.toLowerCase();
+}
+
+export function modelOf(name: string): AnyModelType {
+  const model = modelTypes.get(name);
+  if (!model) throw notFound("MODEL", "model", name);
+  return model;
+}
+
+export async function findInstance(em: EntityManager, id: string, lock = false): Promise<Instance> {
+  const instanceId = requireUuid("instance_id", id);
+  const instance = await em.findOne(
+    Instance,
+    { id: instanceId },
+    lock ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {},
+  );
+  if (!instance) throw notFound("INSTANCE", "instance_id", id);
+  return instance;
+}
+
+export async function findEpisode(em: EntityManager, instance: Instance, name: string, lock = false): Promise<Episode> {
+  const episode = await em.findOne(
+    Episode,
+    { instance, name: name || DEFAULT_EPISODE },
+    lock ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {},
+  );
+  if (!episode) throw notFound("EPISODE", "episode", name || DEFAULT_EPISODE);
+  return episode;
+}
+
+export async function findRun(em: EntityManager, id: string, instance?: Instance): Promise<Run> {
+  const runId = requireUuid("run_id", id);
+  const run = await em.findOne(Run, instance ? { id: runId, instance } : { id: runId });
+  if (!run) throw notFound("RUN", "run_id", id);
+  return run;
+}
+
+export const fieldsToJson = (fields: Fields): JsonObject =>
+  Object.fromEntries(Object.entries(fields).map(([k, t]) => [k, tensorToJson(t)]));
+
+export const fieldsFromJson = (json: JsonObject): Record<string, Tensor> =>
+  Object.fromEntries(Object.entries(json).map(([k, v]) => [k, tensorFromJson(v as TensorJson)]));
+
+export interface InstanceView {
+  readonly id: string;
+  readonly model: string;
+  readonly description: string;
+  readonly arguments: JsonObject;
+  readonly seed: number;
+  readonly parametersVersion: number;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+  readonly episodeCount: number;
+}
+
+export const instanceView = (i: Instance, episodeCount: number): InstanceView => ({
+  id: i.id,
+  model: i.model,
+  description: i.description,
+  arguments: i.arguments,
+  seed: i.seed,
+  parametersVersion: i.parametersVersion,
+  createdAt: i.createdAt,
+  updatedAt: i.updatedAt,
+  episodeCount,
+});
+
+export interface EpisodeView {
+  readonly instanceId: string;
+  readonly name: string;
+  readonly eventCount: number;
+  readonly learnedCount: number;
+  readonly firstEventAt: Date | null;
+  readonly lastEventAt: Date | null;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export const episodeView = (e: Episode, instanceId: string): EpisodeView => ({
+  instanceId,
+  name: e.name,
+  eventCount: e.eventCount,
+  learnedCount: e.learnedCount,
+  firstEventAt: e.firstEventAt ?? null,
+  lastEventAt: e.lastEventAt ?? null,
+  createdAt: e.createdAt,
+  updatedAt: e.updatedAt,
+});
+
+/** Opaque page tokens: the position to continue from. */
+export const pageToken = {
+  encode: (position: number) => Buffer.from(String(position)).toString("base64url"),
+  decode(token: string, field = "page_token"): number {
+    if (!token) return 0;
+    const position = Number(Buffer.from(token, "base64url").toString());
+    if (!Number.isSafeInteger(position) || position < 0) throw invalidRequest(field, "is not a token this server issued");
+    return position;
+  },
+};
+
+export function pageSize(requested: number, fallback: number, maximum: number, field = "page_size"): number {
+  if (requested < 0 || requested > maximum) throw invalidRequest(field, `must be between 0 and ${maximum}`);
+  return requested || fallback;
+}

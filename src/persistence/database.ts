@@ -1,0 +1,75 @@
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Migrator } from "@mikro-orm/migrations";
+import { PgliteDriver } from "@mikro-orm/pglite";
+import { PostgreSqlDriver } from "@mikro-orm/postgresql";
+import { defineConfig, MikroORM, type Options } from "@mikro-orm/sql";
+import type { Logger } from "pino";
+import { entities } from "./entities.ts";
+import { acquireDirectoryLock } from "./lock.ts";
+import { migrations } from "./migrations/index.ts";
+
+export interface DatabaseConfig {
+  /** PostgreSQL connection string; when absent the embedded PGlite database is used. */
+  readonly url?: string;
+  /** Embedded database directory, or "memory://" for a throwaway in-memory database. */
+  readonly dataDir: string;
+  /** A `dumpDataDir()` tarball to start the in-memory database from (tests). */
+  readonly loadDataDir?: Blob;
+}
+
+export const MEMORY = "memory://";
+
+export function ormOptions(config: DatabaseConfig, logger?: Logger): Options {
+  const common = {
+    entities,
+    extensions: [Migrator],
+    migrations: { migrationsList: migrations, snapshot: false, path: "src/persistence/migrations", emit: "ts" as const },
+    schemaGenerator: { ignoreSchema: ["pgboss"] },
+    debug: logger?.isLevelEnabled("trace") ?? false,
+    logger: (message: string) => logger?.trace(message),
+  };
+  if (config.url) {
+    return defineConfig({ ...common, driver: PostgreSqlDriver, clientUrl: config.url, pool: { min: 0, max: 10 } });
+  }
+  const dbName = config.dataDir === MEMORY ? MEMORY : join(resolve(config.dataDir), "pglite");
+  return defineConfig({
+    ...common,
+    driver: PgliteDriver,
+    dbName,
+    driverOptions: config.loadDataDir ? { loadDataDir: config.loadDataDir } : {},
+  });
+}
+
+export type AppOrm = MikroORM;
+
+export interface Database {
+  readonly orm: AppOrm;
+  readonly kind: "postgresql" | "pglite";
+  close(): Promise<void>;
+}
+
+/** Opens the database, applies pending migrations and, for an embedded directory, holds its lock. */
+export async function openDatabase(config: DatabaseConfig, logger?: Logger): Promise<Database> {
+  let releaseLock = () => {};
+  if (!config.url && config.dataDir !== MEMORY) {
+    const dir = resolve(config.dataDir);
+    mkdirSync(dir, { recursive: true });
+    releaseLock = acquireDirectoryLock(dir);
+  }
+  try {
+    const orm = await MikroORM.init(ormOptions(config, logger));
+    await orm.migrator.up();
+    return {
+      orm,
+      kind: config.url ? "postgresql" : "pglite",
+      async close() {
+        await orm.close(true);
+        releaseLock();
+      },
+    };
+  } catch (error) {
+    releaseLock();
+    throw error;
+  }
+}

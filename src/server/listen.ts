@@ -1,0 +1,86 @@
+import { once } from "node:events";
+import http from "node:http";
+import http2 from "node:http2";
+import net, { type AddressInfo } from "node:net";
+
+export type RequestHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+export interface ListenOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly tls?: { readonly key: Buffer; readonly cert: Buffer };
+}
+
+export interface Listener {
+  readonly port: number;
+  /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then drops what is left. */
+  close(graceMs: number): Promise<void>;
+}
+
+const H2_PREFACE_START = "PRI";
+
+/**
+ * One port for HTTP/1.1 and HTTP/2. Plaintext: each connection's first bytes tell the HTTP/2
+ * preface (h2c prior knowledge) from an HTTP/1.1 request line. TLS: ALPN decides.
+ */
+export async function listen(handler: RequestHandler, options: ListenOptions): Promise<Listener> {
+  const sessions = new Set<http2.Http2Session>();
+  const sockets = new Set<net.Socket>();
+  const track = (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  };
+
+  let front: net.Server;
+  let h1: http.Server | undefined;
+  let h2: http2.Http2Server | http2.Http2SecureServer;
+  if (options.tls) {
+    h2 = http2.createSecureServer({ ...options.tls, allowHTTP1: true }, handler);
+    h2.on("secureConnection", track);
+    front = h2;
+  } else {
+    const plain1 = http.createServer(handler);
+    const plain2 = http2.createServer(handler);
+    h1 = plain1;
+    h2 = plain2;
+    front = net.createServer((socket) => {
+      track(socket);
+      socket.once("readable", function sniff() {
+        const head: Buffer | null = socket.read(H2_PREFACE_START.length) ?? socket.read();
+        if (head === null) {
+          if (!socket.destroyed) socket.once("readable", sniff);
+          return;
+        }
+        socket.unshift(head);
+        (head.toString("latin1") === H2_PREFACE_START ? plain2 : plain1).emit("connection", socket);
+      });
+    });
+  }
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+
+  front.listen(options.port, options.host);
+  await once(front, "listening");
+  const port = (front.address() as AddressInfo).port;
+
+  return {
+    port,
+    async close(graceMs) {
+      const closed = new Promise<void>((resolve) => front.close(() => resolve()));
+      h1?.close();
+      h1?.closeIdleConnections();
+      for (const session of sessions) session.close(); // GOAWAY: running streams may finish
+      const timer = setTimeout(() => {
+        for (const session of sessions) session.destroy();
+        for (const socket of sockets) socket.destroy();
+      }, graceMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}
