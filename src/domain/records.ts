@@ -105,12 +105,12 @@ export const episodeView = (e: Episode, instanceId: string): EpisodeView => ({
 
 /** Opaque page tokens: the position to continue from. */
 export const pageToken = {
-  encode: (position: number) => Buffer.from(String(position)).toString("base64url"),
+  encode: (position: number) => Buffer.from(`after:${position}`).toString("base64url"),
   decode(token: string, field = "page_token"): number {
     if (!token) return 0;
-    const position = Number(Buffer.from(token, "base64url").toString());
-    if (!Number.isSafeInteger(position) || position < 0) throw invalidRequest(field, "is not a token this server issued");
-    return position;
+    const match = /^after:(\d{1,15})$/.exec(Buffer.from(token, "base64url").toString());
+    if (!match) throw invalidRequest(field, "is not a token this server issued");
+    return Number(match[1]);
   },
 };
 

@@ -3,7 +3,9 @@ import { join, resolve } from "node:path";
 import { Migrator } from "@mikro-orm/migrations";
 import { PgliteDriver } from "@mikro-orm/pglite";
 import { PostgreSqlDriver } from "@mikro-orm/postgresql";
-import { defineConfig, MikroORM, type Options } from "@mikro-orm/sql";
+import { PGlite } from "@electric-sql/pglite";
+import { createPostgreSqlTypeParsers, defineConfig, MikroORM, type Options } from "@mikro-orm/sql";
+import array from "postgres-array";
 import type { Logger } from "pino";
 import { entities } from "./entities.ts";
 import { acquireDirectoryLock } from "./lock.ts";
@@ -33,12 +35,17 @@ export function ormOptions(config: DatabaseConfig, logger?: Logger): Options {
     return defineConfig({ ...common, driver: PostgreSqlDriver, clientUrl: config.url, pool: { min: 0, max: 10 } });
   }
   const dbName = config.dataDir === MEMORY ? MEMORY : join(resolve(config.dataDir), "pglite");
-  return defineConfig({
-    ...common,
-    driver: PgliteDriver,
-    dbName,
-    driverOptions: config.loadDataDir ? { loadDataDir: config.loadDataDir } : {},
-  });
+  return defineConfig({ ...common, driver: PgliteDriver, dbName, driverOptions: preloaded(config.loadDataDir) });
+}
+
+/**
+ * MikroORM copies its options, which breaks a Blob inside them, so a preloaded database is
+ * handed over as a factory (with the type parsers MikroORM would install on its own instance).
+ */
+function preloaded(loadDataDir: Blob | undefined) {
+  if (!loadDataDir) return {};
+  const instance = PGlite.create({ loadDataDir, parsers: createPostgreSqlTypeParsers((s) => array.parse(s)) });
+  return { pglite: () => instance };
 }
 
 export type AppOrm = MikroORM;
@@ -58,13 +65,16 @@ export async function openDatabase(config: DatabaseConfig, logger?: Logger): Pro
     releaseLock = acquireDirectoryLock(dir);
   }
   try {
-    const orm = await MikroORM.init(ormOptions(config, logger));
+    const options = ormOptions(config, logger);
+    const orm = await MikroORM.init(options);
     await orm.migrator.up();
     return {
       orm,
       kind: config.url ? "postgresql" : "pglite",
       async close() {
         await orm.close(true);
+        // A preloaded instance belongs to us, not to the ORM.
+        await (options.driverOptions as { pglite?: () => Promise<PGlite> }).pglite?.().then((p) => p.close());
         releaseLock();
       },
     };

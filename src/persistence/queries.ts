@@ -1,3 +1,4 @@
+import { raw } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/sql";
 import { Episode, type Instance } from "./entities.ts";
 
@@ -6,7 +7,7 @@ export async function episodeCounts(em: EntityManager, instances: readonly Insta
   if (instances.length === 0) return new Map();
   const rows = (await em
     .createQueryBuilder(Episode)
-    .select(["instance", "count(*) as n"])
+    .select(["instance", raw("count(*) as n")])
     .where({ instance: { $in: instances.map((i) => i.id) } })
     .groupBy("instance")
     .execute("all", false)) as unknown as Array<{ instance_id: string; n: string | number }>;

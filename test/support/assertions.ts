@@ -1,0 +1,30 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { expect } from "vitest";
+import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
+
+/** The call fails with this code and ErrorInfo reason, naming `field` in its BadRequest detail if given. */
+export async function expectFailure(call: Promise<unknown>, code: Code, reason: string, field?: string) {
+  const error = await call.then(
+    () => undefined,
+    (e: unknown) => ConnectError.from(e),
+  );
+  expect(error, "the call should have failed").toBeInstanceOf(ConnectError);
+  expect(Code[error!.code]).toBe(Code[code]);
+  expect(error!.findDetails(ErrorInfoSchema)[0]?.reason).toBe(reason);
+  if (field) {
+    expect(error!.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => v.field)).toContain(field);
+  }
+  return error!;
+}
+
+/** A small seeded generator for simulating test data (mulberry32). */
+export function testRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

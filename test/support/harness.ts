@@ -1,0 +1,57 @@
+import { type Client, createClient, createRouterTransport, type Transport } from "@connectrpc/connect";
+import { pino } from "pino";
+import { InferenceService } from "../../gen/posterior/v1/inference_service_pb.ts";
+import { LearningService } from "../../gen/posterior/v1/learning_service_pb.ts";
+import { ModelService } from "../../gen/posterior/v1/model_service_pb.ts";
+import type { Config } from "../../src/config.ts";
+import type { Database } from "../../src/persistence/database.ts";
+import { createServices, interceptors, routes } from "../../src/server/app.ts";
+import { type RunningServer, startServer } from "../../src/server/server.ts";
+import { freshDatabaseConfig, openTestDatabase } from "./database.ts";
+
+export const silentLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+
+export interface Clients {
+  readonly models: Client<typeof ModelService>;
+  readonly inference: Client<typeof InferenceService>;
+  readonly learning: Client<typeof LearningService>;
+}
+
+export const clientsFor = (transport: Transport): Clients => ({
+  models: createClient(ModelService, transport),
+  inference: createClient(InferenceService, transport),
+  learning: createClient(LearningService, transport),
+});
+
+/** The real services, routes and interceptors on a fresh database, without sockets. */
+export async function inMemoryApp(options: { inferBatchLimit?: number } = {}): Promise<Clients & { db: Database }> {
+  const db = await openTestDatabase();
+  const services = createServices({ orm: db.orm, logger: silentLogger, inferBatchLimit: options.inferBatchLimit ?? 100 });
+  const transport = createRouterTransport(routes(services), { router: { interceptors: interceptors(silentLogger) } });
+  return { db, ...clientsFor(transport) };
+}
+
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return {
+    host: "127.0.0.1",
+    port: 0,
+    dataDir: "memory://",
+    logLevel: "silent",
+    inferBatchLimit: 100,
+    shutdownGraceMs: 1000,
+    ...overrides,
+  };
+}
+
+/** A real server on a free loopback port, on a fresh database. */
+export async function startTestServer(): Promise<RunningServer & { baseUrl: string }> {
+  const database = await freshDatabaseConfig();
+  const server = await startServer(
+    testConfig({ databaseUrl: database.url, dataDir: database.dataDir }),
+    silentLogger,
+    { loadDataDir: database.loadDataDir },
+  );
+  return { ...server, stop: server.stop, baseUrl: `http://127.0.0.1:${server.port}` };
+}
+
+export const tensor = (...values: number[]) => ({ values });
