@@ -22,7 +22,7 @@ export interface DatabaseConfig {
 
 export const MEMORY = "memory://";
 
-export function ormOptions(config: DatabaseConfig, logger?: Logger): Options {
+export function ormOptions(config: DatabaseConfig, logger?: Logger, preloaded?: Promise<PGlite>): Options {
   const common = {
     entities,
     extensions: [Migrator],
@@ -35,17 +35,7 @@ export function ormOptions(config: DatabaseConfig, logger?: Logger): Options {
     return defineConfig({ ...common, driver: PostgreSqlDriver, clientUrl: config.url, pool: { min: 0, max: 10 } });
   }
   const dbName = config.dataDir === MEMORY ? MEMORY : join(resolve(config.dataDir), "pglite");
-  return defineConfig({ ...common, driver: PgliteDriver, dbName, driverOptions: preloaded(config.loadDataDir) });
-}
-
-/**
- * MikroORM copies its options, which breaks a Blob inside them, so a preloaded database is
- * handed over as a factory (with the type parsers MikroORM would install on its own instance).
- */
-function preloaded(loadDataDir: Blob | undefined) {
-  if (!loadDataDir) return {};
-  const instance = PGlite.create({ loadDataDir, parsers: createPostgreSqlTypeParsers((s) => array.parse(s)) });
-  return { pglite: () => instance };
+  return defineConfig({ ...common, driver: PgliteDriver, dbName, driverOptions: preloaded ? { pglite: () => preloaded } : {} });
 }
 
 export type AppOrm = MikroORM;
@@ -65,16 +55,20 @@ export async function openDatabase(config: DatabaseConfig, logger?: Logger): Pro
     releaseLock = acquireDirectoryLock(dir);
   }
   try {
-    const options = ormOptions(config, logger);
-    const orm = await MikroORM.init(options);
+    // MikroORM copies its options, which breaks a Blob inside them, so a preloaded database is
+    // created here (with the type parsers MikroORM installs on instances it creates itself).
+    const preloaded =
+      config.loadDataDir && !config.url
+        ? PGlite.create({ loadDataDir: config.loadDataDir, parsers: createPostgreSqlTypeParsers((s) => array.parse(s)) })
+        : undefined;
+    const orm = await MikroORM.init(ormOptions(config, logger, preloaded));
     await orm.migrator.up();
     return {
       orm,
       kind: config.url ? "postgresql" : "pglite",
       async close() {
         await orm.close(true);
-        // A preloaded instance belongs to us, not to the ORM.
-        await (options.driverOptions as { pglite?: () => Promise<PGlite> }).pglite?.().then((p) => p.close());
+        await (await preloaded)?.close(); // ours, not the ORM's
         releaseLock();
       },
     };

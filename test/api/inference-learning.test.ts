@@ -58,7 +58,7 @@ describe("beta-bernoulli-v1 reference behaviour (RxInferServer checks)", () => {
         for (const [a, b] of [1, 2, 5].flatMap((a) => [1, 2, 5].map((b) => [a, b] as const))) {
           const id = await create(a, b);
           const ys = Array.from({ length: n }, () => (rand() < pTrue ? 1 : 0));
-          const ones = ys.reduce((s, y) => s + y, 0);
+          const ones = ys.reduce<number>((s, y) => s + y, 0);
           await attach(id, ys);
           await learn(id);
           expect(await parameters(id)).toEqual([a + ones, b + n - ones]);
@@ -125,7 +125,8 @@ describe("inference", () => {
 
   it("rejects bad input with the right code, reason and field, and writes nothing", async () => {
     const id = await create();
-    const cases = [
+    type Observation = Record<string, { shape?: number[]; values: number[] }>;
+    const cases: Array<[Observation, string, string]> = [
       [{ y: tensor(2) }, "DATA_NOT_VALID", "observation.y"],
       [{ y: tensor(Number.NaN) }, "DATA_NOT_VALID", "observation.y"],
       [{ y: tensor(Number.POSITIVE_INFINITY) }, "DATA_NOT_VALID", "observation.y"],
@@ -134,7 +135,7 @@ describe("inference", () => {
       [{ y: tensor(1, 1) }, "DATA_LAYOUT_NOT_COMPATIBLE", "observation.y"],
       [{ y: { shape: [2], values: [1] } }, "DATA_LAYOUT_NOT_COMPATIBLE", "observation.y"],
       [{ y: tensor(1), x: tensor(3) }, "DATA_LAYOUT_NOT_COMPATIBLE", "observation.x"],
-    ] as const;
+    ];
     for (const [observation, reason, field] of cases) {
       await expectFailure(app.inference.infer({ instanceId: id, observation }), Code.InvalidArgument, reason, field);
     }
