@@ -10,6 +10,8 @@ export interface Config {
   readonly tls?: { readonly key: Buffer; readonly cert: Buffer };
   readonly inferBatchLimit: number;
   readonly shutdownGraceMs: number;
+  /** Browser origins allowed to call cross-origin; `*` for any. Empty: same-origin only. */
+  readonly corsOrigins: readonly string[];
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -28,6 +30,7 @@ export function loadConfig(env: Env): Config {
     tls: cert && key ? { cert: readFileSync(cert), key: readFileSync(key) } : undefined,
     inferBatchLimit: integer(env, "POSTERIOR_INFER_BATCH_LIMIT", 100, 1, 100_000),
     shutdownGraceMs: integer(env, "POSTERIOR_SHUTDOWN_GRACE_MS", 5000, 0, 600_000),
+    corsOrigins: (env.POSTERIOR_CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
   };
 }
 

@@ -2,7 +2,8 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { InferRequest, InferenceService as InferenceApi } from "../../gen/posterior/v1/inference_service_pb.ts";
 import type { InferenceService, InferInput, InferResult } from "../domain/inference.ts";
 import { distributionsOut, fieldsIn, tensorsOut, timestampIn } from "./convert.ts";
-import { statusOut } from "./errors.ts";
+import { requestLogger } from "./context.ts";
+import { isUnexpected, statusOut } from "./errors.ts";
 
 const inferIn = (req: InferRequest): InferInput => ({
   instanceId: req.instanceId,
@@ -33,14 +34,14 @@ const inferOut = (r: InferResult) => ({
 export function inferenceService(inference: InferenceService): ServiceImpl<typeof InferenceApi> {
   return {
     infer: async (req) => inferOut(await inference.infer(inferIn(req))),
-    async inferBatch(req) {
+    async inferBatch(req, ctx) {
       const rows = await inference.inferBatch(req.requests.map(inferIn));
       return {
-        results: rows.map((row) =>
-          row.ok
-            ? { result: { case: "response" as const, value: inferOut(row.result) } }
-            : { result: { case: "error" as const, value: statusOut(row.error) } },
-        ),
+        results: rows.map((row, index) => {
+          if (row.ok) return { result: { case: "response" as const, value: inferOut(row.result) } };
+          if (isUnexpected(row.error)) ctx.values.get(requestLogger)?.error({ err: row.error, index }, "batch row failed");
+          return { result: { case: "error" as const, value: statusOut(row.error) } };
+        }),
       };
     },
     async *inferStream() {

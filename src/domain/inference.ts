@@ -1,11 +1,10 @@
-import type { Logger } from "pino";
 import type { Tensor } from "../math/tensor.ts";
 import type { AnyModelType, InferOutput, JsonObject } from "../models/types.ts";
 import { resolveArguments, type Violation, validateFields } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
 import type { Instance } from "../persistence/entities.ts";
 import { appendEvents } from "../persistence/events.ts";
-import { DomainError, invalidData, invalidRequest } from "./errors.ts";
+import { invalidData, invalidRequest } from "./errors.ts";
 import { DEFAULT_EPISODE, fieldsToJson, findEpisode, findInstance, findRun, modelOf } from "./records.ts";
 
 export interface InferInput {
@@ -35,12 +34,10 @@ export type BatchRow = { ok: true; result: InferResult } | { ok: false; error: u
 export class InferenceService {
   readonly #orm: AppOrm;
   readonly #batchLimit: number;
-  readonly #logger: Logger;
 
-  constructor(orm: AppOrm, options: { batchLimit: number; logger: Logger }) {
+  constructor(orm: AppOrm, options: { batchLimit: number }) {
     this.#orm = orm;
     this.#batchLimit = options.batchLimit;
-    this.#logger = options.logger;
   }
 
   async infer(input: InferInput): Promise<InferResult> {
@@ -106,7 +103,6 @@ export class InferenceService {
       try {
         rows.push({ ok: true, result: await this.infer(input) });
       } catch (error) {
-        if (!(error instanceof DomainError)) this.#logger.error({ err: error }, "batch row failed");
         rows.push({ ok: false, error });
       }
     }

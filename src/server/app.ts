@@ -1,4 +1,5 @@
-import type { ConnectRouter } from "@connectrpc/connect";
+import { type ConnectRouter, cors as connectCors } from "@connectrpc/connect";
+import cors from "cors";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { InferenceService as InferenceApi } from "../../gen/posterior/v1/inference_service_pb.ts";
@@ -12,7 +13,8 @@ import { InferenceService } from "../domain/inference.ts";
 import { InstanceService } from "../domain/instances.ts";
 import { LearningService } from "../domain/learning.ts";
 import type { AppOrm } from "../persistence/database.ts";
-import { observe } from "./interceptors.ts";
+import { observe, REQUEST_ID_HEADER } from "./interceptors.ts";
+import type { RequestHandler } from "./listen.ts";
 
 export interface AppOptions {
   readonly orm: AppOrm;
@@ -20,13 +22,13 @@ export interface AppOptions {
   readonly inferBatchLimit: number;
 }
 
-export function createServices({ orm, logger, inferBatchLimit }: AppOptions) {
+export function createServices({ orm, inferBatchLimit }: Pick<AppOptions, "orm" | "inferBatchLimit">) {
   const instances = new InstanceService(orm);
   const episodes = new EpisodeService(orm);
   return {
     instances,
     episodes,
-    inference: new InferenceService(orm, { batchLimit: inferBatchLimit, logger }),
+    inference: new InferenceService(orm, { batchLimit: inferBatchLimit }),
     learning: new LearningService(orm, episodes),
   };
 }
@@ -41,12 +43,23 @@ export const routes = (services: Services) => (router: ConnectRouter) => {
 
 export const interceptors = (logger: Logger) => [observe(logger)];
 
-export function createHandler(options: AppOptions & { shutdownSignal?: AbortSignal }) {
-  return connectNodeAdapter({
+export function createHandler(
+  options: AppOptions & { shutdownSignal?: AbortSignal; corsOrigins: readonly string[] },
+): RequestHandler {
+  const handler = connectNodeAdapter({
     routes: routes(createServices(options)),
     interceptors: interceptors(options.logger),
     shutdownSignal: options.shutdownSignal,
     readMaxBytes: 16 << 20,
     writeMaxBytes: 64 << 20,
   });
+  if (options.corsOrigins.length === 0) return handler;
+  const allowCors = cors({
+    origin: options.corsOrigins.includes("*") ? "*" : [...options.corsOrigins],
+    methods: [...connectCors.allowedMethods],
+    allowedHeaders: [...connectCors.allowedHeaders, "Authorization", REQUEST_ID_HEADER],
+    exposedHeaders: [...connectCors.exposedHeaders, REQUEST_ID_HEADER],
+    maxAge: 7200,
+  });
+  return (req, res) => allowCors(req as never, res as never, () => handler(req, res));
 }

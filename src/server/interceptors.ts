@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { requestLogger } from "../api/context.ts";
 import { isUnexpected, toConnectError } from "../api/errors.ts";
 
 export const REQUEST_ID_HEADER = "x-request-id";
-export const requestLogger = createContextKey<Logger | undefined>(undefined, { description: "request logger" });
 
 /**
  * Outermost interceptor: gives every call a request id (the client's, or a new one), a logger that

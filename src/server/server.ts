@@ -22,6 +22,7 @@ export async function startServer(
     logger,
     inferBatchLimit: config.inferBatchLimit,
     shutdownSignal: shutdown.signal,
+    corsOrigins: config.corsOrigins,
   });
   let listener: Awaited<ReturnType<typeof listen>>;
   try {

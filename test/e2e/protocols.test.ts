@@ -171,3 +171,44 @@ describe("@grpc/grpc-js stubs built from the .proto files", () => {
     expect((unimplemented as grpc.ServiceError).code).toBe(grpc.status.UNIMPLEMENTED);
   });
 });
+
+describe("cross-origin browsers", () => {
+  it("get no CORS headers unless their origin is configured", async () => {
+    const res = await fetch(`${server.baseUrl}/posterior.v1.ModelService/ListModelTypes`, {
+      method: "OPTIONS",
+      headers: { origin: "http://app.example", "access-control-request-method": "POST" },
+    });
+    expect(res.headers.get("access-control-allow-origin")).toBeNull();
+  });
+
+  it("are allowed from configured origins, with Connect's headers", async () => {
+    const withCors = await startTestServer({ corsOrigins: ["http://app.example"] });
+    try {
+      const preflight = await fetch(`${withCors.baseUrl}/posterior.v1.ModelService/ListModelTypes`, {
+        method: "OPTIONS",
+        headers: {
+          origin: "http://app.example",
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "content-type,connect-protocol-version",
+        },
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get("access-control-allow-origin")).toBe("http://app.example");
+      expect(preflight.headers.get("access-control-allow-headers")).toMatch(/connect-protocol-version/i);
+      const call = await fetch(`${withCors.baseUrl}/posterior.v1.ModelService/ListModelTypes`, {
+        method: "POST",
+        headers: { origin: "http://app.example", "content-type": "application/json" },
+        body: "{}",
+      });
+      expect(call.headers.get("access-control-allow-origin")).toBe("http://app.example");
+      expect(call.headers.get("access-control-expose-headers")).toMatch(/x-request-id/i);
+      const other = await fetch(`${withCors.baseUrl}/posterior.v1.ModelService/ListModelTypes`, {
+        method: "OPTIONS",
+        headers: { origin: "http://evil.example", "access-control-request-method": "POST" },
+      });
+      expect(other.headers.get("access-control-allow-origin")).toBeNull();
+    } finally {
+      await withCors.stop();
+    }
+  });
+});

@@ -26,7 +26,7 @@ export const clientsFor = (transport: Transport): Clients => ({
 /** The real services, routes and interceptors on a fresh database, without sockets. */
 export async function inMemoryApp(options: { inferBatchLimit?: number } = {}): Promise<Clients & { db: Database }> {
   const db = await openTestDatabase();
-  const services = createServices({ orm: db.orm, logger: silentLogger, inferBatchLimit: options.inferBatchLimit ?? 100 });
+  const services = createServices({ orm: db.orm, inferBatchLimit: options.inferBatchLimit ?? 100 });
   const transport = createRouterTransport(routes(services), { router: { interceptors: interceptors(silentLogger) } });
   return { db, ...clientsFor(transport) };
 }
@@ -39,19 +39,20 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     logLevel: "silent",
     inferBatchLimit: 100,
     shutdownGraceMs: 1000,
+    corsOrigins: [],
     ...overrides,
   };
 }
 
 /** A real server on a free loopback port, on a fresh database. */
-export async function startTestServer(): Promise<RunningServer & { baseUrl: string }> {
+export async function startTestServer(overrides: Partial<Config> = {}): Promise<RunningServer & { baseUrl: string }> {
   const database = await freshDatabaseConfig();
   const server = await startServer(
-    testConfig({ databaseUrl: database.url, dataDir: database.dataDir }),
+    testConfig({ databaseUrl: database.url, dataDir: database.dataDir, ...overrides }),
     silentLogger,
     { loadDataDir: database.loadDataDir },
   );
-  return { ...server, stop: server.stop, baseUrl: `http://127.0.0.1:${server.port}` };
+  return { ...server, baseUrl: `http://127.0.0.1:${server.port}` };
 }
 
 export const tensor = (...values: number[]) => ({ values });
