@@ -5,7 +5,7 @@ import type { AppOrm } from "../persistence/database.ts";
 import type { Instance } from "../persistence/entities.ts";
 import { appendEvents } from "../persistence/events.ts";
 import { invalidData, invalidRequest } from "./errors.ts";
-import { DEFAULT_EPISODE, fieldsToJson, findEpisode, findInstance, findRun, modelOf } from "./records.ts";
+import { DEFAULT_EPISODE, fieldsToJson, findEpisode, findInstance, modelOf, parametersAfterRun } from "./records.ts";
 
 export interface InferInput {
   readonly instanceId: string;
@@ -52,13 +52,12 @@ export class InferenceService {
     ];
     if (violations.length > 0) throw invalidData(violations);
 
-    const pinned = input.runId ? await findRun(em, input.runId, instance) : undefined;
-    if (pinned && (!pinned.parametersAfter || pinned.versionAfter == null)) {
-      throw invalidRequest("run_id", `run ${input.runId} did not produce parameters (status ${pinned.status})`);
-    }
+    const pinned = input.runId
+      ? await parametersAfterRun(em, instance, input.runId)
+      : { parameters: instance.parameters, version: instance.parametersVersion, runId: instance.parametersRunId ?? "" };
     const output = model.infer({
       arguments: args,
-      parameters: pinned?.parametersAfter ?? instance.parameters,
+      parameters: pinned.parameters,
       state: instance.state,
       observation: input.observation,
       goal: input.goal,
@@ -74,7 +73,7 @@ export class InferenceService {
           const event = { timestamp: input.timestamp ?? new Date(), data: fieldsToJson(input.observation), metadata: input.metadata ?? null };
           seq = (await appendEvents(tx, episode, [event])).firstSeq;
         }
-        // The optimistic version check turns a concurrent state change into an ABORTED retry.
+        // A concurrent state change fails the optimistic version check: ABORTED, for the client to retry.
         if (output.state !== undefined) instance.state = output.state as JsonObject;
         await tx.flush();
         return seq;
@@ -86,8 +85,8 @@ export class InferenceService {
       instanceId: instance.id,
       episode: input.storeEvent ? episodeName : "",
       eventSeq,
-      parametersVersion: pinned?.versionAfter ?? instance.parametersVersion,
-      parametersRunId: pinned?.id ?? instance.parametersRunId ?? "",
+      parametersVersion: pinned.version,
+      parametersRunId: pinned.runId,
       seed: 0,
     };
   }

@@ -10,12 +10,12 @@ import { invalidData, invalidRequest } from "./errors.ts";
 import {
   DEFAULT_EPISODE,
   findInstance,
-  findRun,
   type InstanceView,
   instanceView,
   modelOf,
   pageSize,
   pageToken,
+  parametersAfterRun,
 } from "./records.ts";
 
 export interface CreateInstanceInput {
@@ -115,10 +115,7 @@ export class InstanceService {
         runId: instance.parametersRunId ?? "",
       };
     }
-    const run = await findRun(em, runId, instance);
-    if (!run.parametersAfter || run.versionAfter == null) {
-      throw invalidRequest("run_id", `run ${runId} did not produce parameters (status ${run.status})`);
-    }
-    return { parameters: model.parameterPosteriors(run.parametersAfter), version: run.versionAfter, runId: run.id };
+    const pinned = await parametersAfterRun(em, instance, runId);
+    return { ...pinned, parameters: model.parameterPosteriors(pinned.parameters) };
   }
 }

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/sql";
 import type { JsonObject, LearnMetrics } from "../models/types.ts";
 import type { AppOrm } from "../persistence/database.ts";
-import { Episode, Run } from "../persistence/entities.ts";
+import { Episode, Run, type StoredEpisodeRange } from "../persistence/entities.ts";
 import { readEventData } from "../persistence/events.ts";
 import type { EpisodeService, EventInput } from "./episodes.ts";
 import { DomainError, invalidRequest, notFound } from "./errors.ts";
@@ -22,11 +22,7 @@ export interface LearnInput {
 
 export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 
-export interface EpisodeRange {
-  readonly episode: string;
-  readonly fromSeq: number;
-  readonly toSeq: number;
-}
+export type EpisodeRange = Readonly<StoredEpisodeRange>;
 
 export interface RunView {
   readonly id: string;
@@ -53,7 +49,7 @@ export const runView = (run: Run, instanceId: string): RunView => ({
   instanceId,
   kind: run.kind as RunView["kind"],
   status: run.status as RunStatus,
-  episodes: run.episodes as unknown as EpisodeRange[],
+  episodes: run.episodes,
   relearn: run.relearn,
   parameterNames: run.parameterNames,
   createdAt: run.createdAt,
@@ -105,7 +101,7 @@ export class LearningService {
       }
       const episodes = await selectEpisodes(em, instance.id, input.episodes);
       const started = new Date();
-      const ranges: EpisodeRange[] = [];
+      const ranges: StoredEpisodeRange[] = [];
       const events = [];
       for (const episode of episodes) {
         const fromSeq = input.relearn ? 1 : episode.learnedCount + 1;
@@ -128,7 +124,7 @@ export class LearningService {
         kind: "learn",
         status: "succeeded",
         relearn: input.relearn,
-        episodes: ranges as unknown as JsonObject[],
+        episodes: ranges,
         parameterNames: input.parameters.length > 0 ? [...input.parameters] : known,
         options: input.options,
         parametersBefore: instance.parameters,

@@ -51,6 +51,15 @@ export async function findRun(em: EntityManager, id: string, instance?: Instance
   return run;
 }
 
+/** The parameters an instance had right after one of its runs. */
+export async function parametersAfterRun(em: EntityManager, instance: Instance, runId: string) {
+  const run = await findRun(em, runId, instance);
+  if (!run.parametersAfter || run.versionAfter == null) {
+    throw invalidRequest("run_id", `run ${runId} did not produce parameters (status ${run.status})`);
+  }
+  return { parameters: run.parametersAfter, version: run.versionAfter, runId: run.id };
+}
+
 export const fieldsToJson = (fields: Fields): JsonObject =>
   Object.fromEntries(Object.entries(fields).map(([k, t]) => [k, tensorToJson(t)]));
 

@@ -1,6 +1,13 @@
 import { defineEntity, p } from "@mikro-orm/core";
 import type { JsonObject } from "../models/types.ts";
 
+/** The events of one episode a run used: sequence numbers fromSeq..toSeq. */
+export interface StoredEpisodeRange {
+  episode: string;
+  fromSeq: number;
+  toSeq: number;
+}
+
 const InstanceSchema = defineEntity({
   name: "Instance",
   tableName: "instance",
@@ -73,7 +80,7 @@ const RunSchema = defineEntity({
     kind: p.string().length(20),
     status: p.string().length(20),
     relearn: p.boolean().default(false),
-    episodes: p.json<JsonObject[]>(),
+    episodes: p.json<StoredEpisodeRange[]>(),
     parameterNames: p.json<string[]>(),
     options: p.json<JsonObject>(),
     callbackUrl: p.text().nullable(),
