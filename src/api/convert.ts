@@ -92,6 +92,7 @@ const fieldOut = (f: FieldSpec): Init<typeof FieldSpecSchema> => ({
   integer: f.integer ?? false,
   minimum: f.minimum,
   maximum: f.maximum,
+  example: { values: [...f.example] },
 });
 
 export const modelTypeOut = (s: ModelSchema): Init<typeof ModelTypeSchema> => ({
@@ -110,6 +111,8 @@ export const modelTypeOut = (s: ModelSchema): Init<typeof ModelTypeSchema> => ({
     family: o.family ?? "",
     shape: (o.shape ?? []).map(dimensionOut),
   })),
+  stochastic: s.stochastic ?? false,
+  learning: s.learning,
 });
 
 export const instanceOut = (i: InstanceView): Init<typeof InstanceSchema> => ({

@@ -15,6 +15,7 @@ const inferIn = (req: InferRequest): InferInput => ({
   storeEvent: req.storeEvent ?? true,
   runId: req.runId,
   metadata: req.metadata,
+  decisionIndex: req.decisionIndex === undefined ? undefined : Number(req.decisionIndex),
 });
 
 const inferOut = (r: InferResult) => ({

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { Tensor } from "../math/tensor.ts";
 import type { JsonObject } from "../models/types.ts";
-import { type Violation, validateFields } from "../models/validation.ts";
+import { type Violation, validateData } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
 import { Episode } from "../persistence/entities.ts";
 import { appendEvents, deleteEvents, type NewEvent, readEvents } from "../persistence/events.ts";
@@ -113,7 +113,7 @@ export class EpisodeService {
       const instance = await findInstance(em, instanceId);
       const model = modelOf(instance.model);
       const violations: Violation[] = events.flatMap((e, i) =>
-        validateFields(model.schema.event, e.data, instance.arguments, `events[${i}].data`),
+        validateData(model, "event", e.data, instance.arguments, `events[${i}].data`),
       );
       if (violations.length > 0) throw invalidData(violations);
       const episode = await findEpisode(em, instance, name, true);

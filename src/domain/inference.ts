@@ -1,6 +1,7 @@
+import { deriveSeed } from "../math/random.ts";
 import type { Tensor } from "../math/tensor.ts";
 import type { AnyModelType, InferOutput, JsonObject } from "../models/types.ts";
-import { resolveArguments, type Violation, validateFields } from "../models/validation.ts";
+import { resolveArguments, type Violation, validateData } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
 import type { Instance } from "../persistence/entities.ts";
 import { appendEvents } from "../persistence/events.ts";
@@ -17,6 +18,8 @@ export interface InferInput {
   readonly storeEvent: boolean;
   readonly runId: string;
   readonly metadata?: JsonObject;
+  /** Identifies a stochastic decision; the episode's next event number when absent. */
+  readonly decisionIndex?: number;
 }
 
 export interface InferResult extends Omit<InferOutput<unknown>, "state"> {
@@ -47,21 +50,32 @@ export class InferenceService {
     const model = modelOf(instance.model);
     const args = callArguments(model, instance, input.arguments);
     const violations: Violation[] = [
-      ...validateFields(model.schema.observation, input.observation, args, "observation"),
-      ...validateFields(model.schema.goal, input.goal, args, "goal"),
+      ...validateData(model, "observation", input.observation, args, "observation"),
+      ...validateData(model, "goal", input.goal, args, "goal"),
     ];
     if (violations.length > 0) throw invalidData(violations);
 
     const pinned = input.runId
       ? await parametersAfterRun(em, instance, input.runId)
       : { parameters: instance.parameters, version: instance.parametersVersion, runId: instance.parametersRunId ?? "" };
+    // A stochastic decision's randomness depends only on (instance seed, episode, decision index),
+    // so the same decision comes out the same on any replica and after any restart.
+    if (input.decisionIndex !== undefined && !Number.isSafeInteger(input.decisionIndex)) {
+      throw invalidRequest("decision_index", `must be at most ${Number.MAX_SAFE_INTEGER}`);
+    }
+    let decisionIndex = input.decisionIndex ?? 0;
+    if (input.decisionIndex === undefined && model.schema.stochastic) {
+      decisionIndex = (await findEpisode(em, instance, episodeName)).eventCount + 1;
+    }
+    const seed = model.schema.stochastic ? deriveSeed(instance.seed, episodeName, decisionIndex) : 0;
     const output = model.infer({
       arguments: args,
       parameters: pinned.parameters,
       state: instance.state,
       observation: input.observation,
       goal: input.goal,
-      seed: instance.seed,
+      seed,
+      decisionIndex,
     });
 
     let eventSeq = 0;
@@ -87,7 +101,7 @@ export class InferenceService {
       eventSeq,
       parametersVersion: pinned.version,
       parametersRunId: pinned.runId,
-      seed: 0,
+      seed,
     };
   }
 

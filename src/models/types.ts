@@ -7,7 +7,7 @@ import type { Tensor } from "../math/tensor.ts";
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
 
-/** A fixed size, or the name of an integer argument that gives the size. */
+/** A fixed size, or the name of an argument giving the size: an integer's value or an array's length. */
 export type Dimension = number | string;
 
 export type ArgumentType = "number" | "integer" | "boolean" | "string" | "number[]" | "string[]";
@@ -36,6 +36,8 @@ export interface FieldSpec {
   readonly integer?: boolean;
   readonly minimum?: number;
   readonly maximum?: number;
+  /** A valid value (row-major) under the default arguments, for documentation, examples and benchmarks. */
+  readonly example: readonly number[];
 }
 
 export interface ParameterSpec {
@@ -65,6 +67,19 @@ export interface ModelSchema {
   readonly goal: readonly FieldSpec[];
   readonly event: readonly FieldSpec[];
   readonly outputs: readonly OutputSpec[];
+  /** Inference makes random choices (from the seed it is given). */
+  readonly stochastic?: boolean;
+  /** How learning works: exact or approximate, incremental and multi-episode behaviour. */
+  readonly learning: string;
+}
+
+export type DataKind = "observation" | "goal" | "event";
+
+/** A problem with one field of the data, relative to its map (e.g. `y`); the server adds the path. */
+export interface DataProblem {
+  readonly field: string;
+  readonly description: string;
+  readonly reason: "DATA_INCOMPLETE" | "DATA_LAYOUT_NOT_COMPATIBLE" | "DATA_NOT_VALID";
 }
 
 /** Validated data: every field present conforms to the schema. */
@@ -76,7 +91,10 @@ export interface InferInput<A, P, S> {
   readonly state: S;
   readonly observation: Fields;
   readonly goal: Fields;
+  /** Seed of this decision's random choices: derived from (instance seed, episode, decision index). */
   readonly seed: number;
+  /** The decision's number within its episode: the client's, or the episode's next event number. */
+  readonly decisionIndex: number;
 }
 
 export interface InferOutput<S> {
@@ -122,6 +140,8 @@ export interface ModelType<A = JsonObject, P = JsonObject, S = JsonObject> {
   parameterPosteriors(parameters: P): Record<string, Distribution>;
   infer(input: InferInput<A, P, S>): InferOutput<S>;
   learn(input: LearnInput<A, P, S>): LearnOutput<P, S>;
+  /** Checks the schema cannot express (e.g. a category index below an argument's length); runs after the schema's. */
+  checkData?(kind: DataKind, fields: Fields, args: A): DataProblem[];
 }
 
 /**

@@ -1,6 +1,6 @@
 // Schema-driven checks of arguments and data, shared by every model type.
 import { effectiveShape, elementCount, type Tensor } from "../math/tensor.ts";
-import type { ArgumentSpec, Dimension, FieldSpec, JsonObject, JsonValue, ModelSchema } from "./types.ts";
+import type { AnyModelType, ArgumentSpec, DataKind, Dimension, FieldSpec, JsonObject, JsonValue, ModelSchema } from "./types.ts";
 
 export type ViolationReason = "DATA_INCOMPLETE" | "DATA_LAYOUT_NOT_COMPATIBLE" | "DATA_NOT_VALID" | "ARGUMENTS_NOT_VALID";
 
@@ -89,10 +89,12 @@ function checkBounds(
   return undefined;
 }
 
+/** A fixed size, an integer argument's value, or an array argument's length. */
 function resolveDimension(dim: Dimension, args: JsonObject): number | undefined {
   if (typeof dim === "number") return dim;
   const value = args[dim];
-  return typeof value === "number" ? value : undefined;
+  if (typeof value === "number") return value;
+  return Array.isArray(value) ? value.length : undefined;
 }
 
 export function resolveShape(shape: readonly Dimension[], args: JsonObject): number[] {
@@ -163,4 +165,17 @@ function checkValues(spec: FieldSpec, tensor: Tensor): string | undefined {
     if (bounds) return `${bounds}${at}`;
   }
   return undefined;
+}
+
+/** The schema's checks of one data map, then (when those pass) the model's own. */
+export function validateData(
+  model: AnyModelType,
+  kind: DataKind,
+  fields: Readonly<Record<string, Tensor>>,
+  args: JsonObject,
+  path: string,
+): Violation[] {
+  const violations = validateFields(model.schema[kind], fields, args, path);
+  if (violations.length > 0 || !model.checkData) return violations;
+  return model.checkData(kind, fields, args).map((p) => ({ ...p, field: `${path}.${p.field}` }));
 }

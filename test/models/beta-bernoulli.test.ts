@@ -22,6 +22,7 @@ describe("beta-bernoulli-v1", () => {
       observation: { y: scalar(1) },
       goal: {},
       seed: 0,
+      decisionIndex: 1,
     });
     expect(out.posteriors).toEqual({ p: { kind: "beta", alpha: 3, beta: 3 } });
     expect(out.predictions).toEqual({ y: { kind: "bernoulli", p: 0.5 } });

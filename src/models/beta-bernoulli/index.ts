@@ -27,13 +27,15 @@ export const betaBernoulli: ModelType<Arguments, Parameters, State> = {
       { name: "prior_b", type: "number", description: "Prior pseudo-count of failures", default: 1, minimum: 0, exclusiveMinimum: true },
     ],
     parameters: [{ name: "p", description: "Success probability", family: "beta", shape: [] }],
-    observation: [{ name: "y", description: "Observed outcome, 0 or 1", shape: [], required: true, integer: true, minimum: 0, maximum: 1 }],
+    observation: [{ name: "y", description: "Observed outcome, 0 or 1", shape: [], required: true, integer: true, minimum: 0, maximum: 1, example: [1] }],
     goal: [],
-    event: [{ name: "y", description: "Observed outcome, 0 or 1", shape: [], required: true, integer: true, minimum: 0, maximum: 1 }],
+    event: [{ name: "y", description: "Observed outcome, 0 or 1", shape: [], required: true, integer: true, minimum: 0, maximum: 1, example: [1] }],
     outputs: [
       { name: "p", kind: "posterior", family: "beta", description: "Posterior of p after also conditioning on the observed y" },
       { name: "y", kind: "prediction", family: "bernoulli", description: "Predictive probability that the next outcome is 1" },
     ],
+    learning:
+      "Exact. Each event adds its outcome to the Beta pseudo-counts once, so learning in batches, incrementally or across episodes gives the same posterior as learning all events at once.",
   },
 
   initialParameters: (args) => ({ alpha: args.prior_a, beta: args.prior_b }),
