@@ -4,27 +4,14 @@
 // while the hand-written side reuses `out` buffers the way the models do.
 import { CholeskyDecomposition, Matrix, inverse } from "ml-matrix";
 import { cholesky, choleskySolve, matMul, spdInverse } from "../src/math/linalg.ts";
+import { Random } from "../src/math/random.ts";
 
 const SIZES = [3, 6, 10, 20, 50];
 const REPETITIONS = 5;
 // Five repetitions of at least this long give each case ≥ 200 ms of timed work.
 const MIN_REPETITION_MS = 40;
 
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomNormals(length: number, seed: number): Float64Array {
-  const uniform = mulberry32(seed);
-  return Float64Array.from({ length }, () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform()));
-}
+const randomNormals = (length: number, seed: number) => new Random(seed).normals(new Float64Array(length));
 
 // Results flow into this so the JIT cannot drop a call whose output is unused.
 let sink = 0;

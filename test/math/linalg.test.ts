@@ -1,5 +1,6 @@
 import { CholeskyDecomposition, EigenvalueDecomposition, Matrix, determinant, inverse, solve } from "ml-matrix";
 import { describe, expect, it } from "vitest";
+import { Random } from "../../src/math/random.ts";
 import {
   NotPositiveDefiniteError,
   addScaledOuter,
@@ -26,26 +27,7 @@ import {
 const TOLERANCE = 1e-12;
 const SIZES = [1, 2, 3, 5, 10, 25, 50, 100];
 
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function standardNormal(seed: number): () => number {
-  const uniform = mulberry32(seed);
-  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-}
-
-function randomArray(length: number, seed: number): Float64Array {
-  const normal = standardNormal(seed);
-  return Float64Array.from({ length }, normal);
-}
+const randomArray = (length: number, seed: number) => new Random(seed).normals(new Float64Array(length));
 
 const toMatrix = (a: Float64Array, rows: number, columns: number) => Matrix.from1DArray(rows, columns, a);
 const fromMatrix = (m: Matrix) => Float64Array.from(m.to1DArray());

@@ -1,7 +1,7 @@
 // π ~ Dirichlet(prior_alpha), y_i | π ~ Categorical(π). Exact conjugate updates.
 import type { Distribution } from "../../math/distribution.ts";
 import { gammaln } from "../../math/special.ts";
-import type { DataProblem, Fields, ModelType } from "../types.ts";
+import type { DataProblem, FieldSpec, Fields, ModelType } from "../types.ts";
 
 interface Arguments {
   prior_alpha: number[];
@@ -25,6 +25,18 @@ function counts(fields: Fields, k: number): number[] | undefined {
 
 const dirichlet = (alpha: number[]): Distribution => ({ kind: "dirichlet", alpha });
 
+// Observations and events carry the category the same way.
+const categoryFields: FieldSpec[] = [
+  { name: "y", description: "Observed category, 0..K-1 (or send y_one_hot)", shape: [], integer: true, minimum: 0, example: [2] },
+  {
+    name: "y_one_hot",
+    description: "Observed category as a one-hot, or soft, vector of K non-negative weights summing to 1",
+    shape: ["prior_alpha"],
+    minimum: 0,
+    example: [0, 1, 0],
+  },
+];
+
 export const dirichletCategorical: ModelType<Arguments, Parameters, State> = {
   schema: {
     name: "dirichlet-categorical-v1",
@@ -42,27 +54,9 @@ export const dirichletCategorical: ModelType<Arguments, Parameters, State> = {
       },
     ],
     parameters: [{ name: "p", description: "Category probabilities", family: "dirichlet", shape: ["prior_alpha"] }],
-    observation: [
-      { name: "y", description: "Observed category, 0..K-1 (or send y_one_hot)", shape: [], integer: true, minimum: 0, example: [2] },
-      {
-        name: "y_one_hot",
-        description: "Observed category as a one-hot, or soft, vector of K non-negative weights summing to 1",
-        shape: ["prior_alpha"],
-        minimum: 0,
-        example: [0, 1, 0],
-      },
-    ],
+    observation: categoryFields,
     goal: [],
-    event: [
-      { name: "y", description: "Observed category, 0..K-1 (or send y_one_hot)", shape: [], integer: true, minimum: 0, example: [2] },
-      {
-        name: "y_one_hot",
-        description: "Observed category as a one-hot, or soft, vector of K non-negative weights summing to 1",
-        shape: ["prior_alpha"],
-        minimum: 0,
-        example: [0, 1, 0],
-      },
-    ],
+    event: categoryFields,
     outputs: [
       { name: "p", kind: "posterior", family: "dirichlet", description: "Posterior of π, after also conditioning on the observation if one is given" },
       { name: "y", kind: "prediction", family: "categorical", description: "Predictive probabilities of the next category" },
