@@ -7,9 +7,8 @@ import { modelTypes } from "../src/models/registry.ts";
 import type { AnyModelType, FieldSpec, Fields, JsonObject } from "../src/models/types.ts";
 import { resolveArguments, resolveShape } from "../src/models/validation.ts";
 
-/** The required fields (or, when none is required, the first one) at their example values. */
-function exampleFields(specs: readonly FieldSpec[], args: JsonObject): Fields {
-  const chosen = specs.some((s) => s.required) ? specs.filter((s) => s.required) : specs.slice(0, 1);
+/** The given fields at their example values. */
+function exampleFields(chosen: readonly FieldSpec[], args: JsonObject): Fields {
   return Object.fromEntries(
     chosen.map((s) => {
       const shape = resolveShape(s.shape, args);
@@ -44,11 +43,22 @@ function bench(model: AnyModelType) {
   if (violations.length > 0) throw new Error(`${model.schema.name}: default arguments are not valid: ${violations[0]!.description}`);
   const parameters = model.initialParameters(args, 1);
   const state = model.initialState(args);
-  const observation = exampleFields(model.schema.observation, args);
-  const goal = exampleFields(model.schema.goal, args);
+  // Inference gets the fields it needs; events get every field, so that learning uses them.
+  const needed = (specs: readonly FieldSpec[]) => (specs.some((s) => s.required) ? specs.filter((s) => s.required) : specs.slice(0, 1));
+  const observation = exampleFields(needed(model.schema.observation), args);
+  const goal = exampleFields(needed(model.schema.goal), args);
   const event = exampleFields(model.schema.event, args);
+  // Events vary a little around the example: identical events are a degenerate (exactly fitted) data set.
+  const varied = (i: number): Fields =>
+    Object.fromEntries(
+      Object.entries(event).map(([name, t]) => {
+        const spec = model.schema.event.find((f) => f.name === name);
+        const scale = 1 + (((i * 7919) % 97) - 48) / 480;
+        return [name, spec?.integer ? t : { ...t, values: t.values.map((v) => v * scale) }];
+      }),
+    );
   const learnOn = (n: number) => {
-    const events = Array.from({ length: n }, () => event);
+    const events = Array.from({ length: n }, (_, i) => varied(i));
     return () => {
       sink = model.learn({ arguments: args, prior: parameters, state, events, seed: 1, options: {} });
     };

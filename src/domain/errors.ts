@@ -1,3 +1,4 @@
+import { NotPositiveDefiniteError } from "../math/linalg.ts";
 import type { Violation } from "../models/validation.ts";
 
 // What went wrong, in domain terms; the API layer maps `status` to a gRPC code.
@@ -54,4 +55,21 @@ export function invalidData(violations: readonly Violation[]): DomainError {
   return new DomainError("invalid_argument", first.reason, `${first.field}: ${first.description}${more}`, {
     violations: violations.map(({ field, description }) => ({ field, description })),
   });
+}
+
+/**
+ * Runs a model function, turning a numerical breakdown (e.g. a posterior that is no longer
+ * positive definite after degenerate data such as a perfect fit) into a clear client error.
+ */
+export function numerically<T>(what: "inference" | "learning", compute: () => T): T {
+  try {
+    return compute();
+  } catch (error) {
+    if (!(error instanceof NotPositiveDefiniteError)) throw error;
+    throw new DomainError(
+      "failed_precondition",
+      "NUMERICAL_FAILURE",
+      `${what} failed: ${error.message}; the data may be degenerate (for example identical inputs fitted exactly)`,
+    );
+  }
 }

@@ -1,11 +1,11 @@
 import { deriveSeed } from "../math/random.ts";
 import type { Tensor } from "../math/tensor.ts";
 import type { AnyModelType, InferOutput, JsonObject } from "../models/types.ts";
-import { resolveArguments, type Violation, validateData } from "../models/validation.ts";
+import { resolveModelArguments, type Violation, validateData } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
 import type { Instance } from "../persistence/entities.ts";
 import { appendEvents } from "../persistence/events.ts";
-import { invalidData, invalidRequest } from "./errors.ts";
+import { invalidData, invalidRequest, numerically } from "./errors.ts";
 import { DEFAULT_EPISODE, fieldsToJson, findEpisode, findInstance, modelOf, parametersAfterRun } from "./records.ts";
 
 export interface InferInput {
@@ -68,15 +68,17 @@ export class InferenceService {
       decisionIndex = (await findEpisode(em, instance, episodeName)).eventCount + 1;
     }
     const seed = model.schema.stochastic ? deriveSeed(instance.seed, episodeName, decisionIndex) : 0;
-    const output = model.infer({
-      arguments: args,
-      parameters: pinned.parameters,
-      state: instance.state,
-      observation: input.observation,
-      goal: input.goal,
-      seed,
-      decisionIndex,
-    });
+    const output = numerically("inference", () =>
+      model.infer({
+        arguments: args,
+        parameters: pinned.parameters,
+        state: instance.state,
+        observation: input.observation,
+        goal: input.goal,
+        seed,
+        decisionIndex,
+      }),
+    );
 
     let eventSeq = 0;
     if (input.storeEvent || output.state !== undefined) {
@@ -139,7 +141,7 @@ function callArguments(model: AnyModelType, instance: Instance, overrides: JsonO
       })),
     );
   }
-  const { arguments: args, violations } = resolveArguments(model.schema, { ...instance.arguments, ...overrides });
+  const { arguments: args, violations } = resolveModelArguments(model, { ...instance.arguments, ...overrides });
   if (violations.length > 0) throw invalidData(violations);
   return args;
 }

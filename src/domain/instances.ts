@@ -2,7 +2,7 @@ import { randomInt, randomUUID } from "node:crypto";
 import type { Distribution } from "../math/distribution.ts";
 import { modelTypes } from "../models/registry.ts";
 import type { JsonObject, ModelSchema } from "../models/types.ts";
-import { resolveArguments } from "../models/validation.ts";
+import { resolveModelArguments } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
 import { Episode, Instance } from "../persistence/entities.ts";
 import { episodeCounts } from "../persistence/queries.ts";
@@ -55,7 +55,7 @@ export class InstanceService {
     if (input.description.length > MAX_DESCRIPTION) {
       throw invalidRequest("description", `must be at most ${MAX_DESCRIPTION} characters`);
     }
-    const { arguments: args, violations } = resolveArguments(model.schema, input.arguments);
+    const { arguments: args, violations } = resolveModelArguments(model, input.arguments);
     if (violations.length > 0) throw invalidData(violations);
     const seed = input.seed ?? randomInt(0, 2 ** 32);
     const em = this.#orm.em.fork();

@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/sql";
-import type { JsonObject, LearnMetrics } from "../models/types.ts";
+import type { Fields, JsonObject, LearnMetrics } from "../models/types.ts";
 import type { AppOrm } from "../persistence/database.ts";
 import { Episode, Run, type StoredEpisodeRange } from "../persistence/entities.ts";
 import { readEventData } from "../persistence/events.ts";
 import type { EpisodeService, EventInput } from "./episodes.ts";
-import { DomainError, invalidRequest, notFound } from "./errors.ts";
+import { DomainError, invalidRequest, notFound, numerically } from "./errors.ts";
 import { DEFAULT_EPISODE, fieldsFromJson, findInstance, modelOf } from "./records.ts";
 
 export interface LearnInput {
@@ -102,21 +102,23 @@ export class LearningService {
       const episodes = await selectEpisodes(em, instance.id, input.episodes);
       const started = new Date();
       const ranges: StoredEpisodeRange[] = [];
-      const events = [];
+      const events: Fields[] = [];
       for (const episode of episodes) {
         const fromSeq = input.relearn ? 1 : episode.learnedCount + 1;
         ranges.push({ episode: episode.name, fromSeq, toSeq: episode.eventCount });
         for (const data of await readEventData(em, episode.id, fromSeq, episode.eventCount)) events.push(fieldsFromJson(data));
       }
       const prior = input.relearn ? model.initialParameters(instance.arguments, instance.seed) : instance.parameters;
-      const learned = model.learn({
-        arguments: instance.arguments,
-        prior,
-        state: instance.state,
-        events,
-        seed: instance.seed,
-        options: input.options,
-      });
+      const learned = numerically("learning", () =>
+        model.learn({
+          arguments: instance.arguments,
+          prior,
+          state: instance.state,
+          events,
+          seed: instance.seed,
+          options: input.options,
+        }),
+      );
 
       const run = em.create(Run, {
         id: randomUUID(),

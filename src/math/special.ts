@@ -147,3 +147,16 @@ export function logistic(x: number): number {
   const e = Math.exp(x);
   return e / (1 + e);
 }
+
+/** P(T ≤ t) for Student-t with ν degrees of freedom, through the regularized incomplete beta function. */
+export function studentTCdf(t: number, nu: number): number {
+  if (Number.isNaN(t)) return NaN;
+  const t2 = t * t;
+  // Two equivalent forms; each is used where its argument does not lose digits to rounding.
+  if (t2 < nu) {
+    const central = regularizedBetaInc(t2 / (nu + t2), 0.5, nu / 2); // P(|T| ≤ |t|)
+    return t >= 0 ? 0.5 + 0.5 * central : 0.5 - 0.5 * central;
+  }
+  const tail = 0.5 * regularizedBetaInc(nu / (nu + t2), nu / 2, 0.5); // P(T > |t|)
+  return t >= 0 ? 1 - tail : tail;
+}

@@ -75,6 +75,12 @@ export interface ModelSchema {
 
 export type DataKind = "observation" | "goal" | "event";
 
+/** An inconsistency between arguments, named by the argument at fault. */
+export interface ArgumentProblem {
+  readonly argument: string;
+  readonly description: string;
+}
+
 /** A problem with one field of the data, relative to its map (e.g. `y`); the server adds the path. */
 export interface DataProblem {
   readonly field: string;
@@ -140,6 +146,8 @@ export interface ModelType<A = JsonObject, P = JsonObject, S = JsonObject> {
   parameterPosteriors(parameters: P): Record<string, Distribution>;
   infer(input: InferInput<A, P, S>): InferOutput<S>;
   learn(input: LearnInput<A, P, S>): LearnOutput<P, S>;
+  /** Consistency between arguments the schema cannot express; checked at creation and for per-call overrides. */
+  checkArguments?(args: A): ArgumentProblem[];
   /** Checks the schema cannot express (e.g. a category index below an argument's length); runs after the schema's. */
   checkData?(kind: DataKind, fields: Fields, args: A): DataProblem[];
 }

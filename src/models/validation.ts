@@ -146,11 +146,18 @@ function checkLayout(spec: FieldSpec, tensor: Tensor, args: JsonObject): string 
     return `shape [${tensor.shape.join(", ")}] needs ${elementCount(tensor.shape)} values, got ${tensor.values.length}`;
   }
   const expected = resolveShape(spec.shape, args);
-  const actual = effectiveShape(tensor);
   // A one-element tensor serves a scalar field whatever its declared shape.
   if (expected.length === 0) {
     return tensor.values.length === 1 ? undefined : `must be a scalar, got ${tensor.values.length} values`;
   }
+  // Without a shape, the values are read in the field's declared shape.
+  if (tensor.shape.length === 0) {
+    const count = elementCount(expected);
+    return tensor.values.length === count
+      ? undefined
+      : `must have ${count} values (shape [${expected.join(", ")}]), got ${tensor.values.length}`;
+  }
+  const actual = effectiveShape(tensor);
   const same = actual.length === expected.length && actual.every((d, i) => d === expected[i]);
   return same ? undefined : `must have shape [${expected.join(", ")}], got [${actual.join(", ")}]`;
 }
@@ -165,6 +172,17 @@ function checkValues(spec: FieldSpec, tensor: Tensor): string | undefined {
     if (bounds) return `${bounds}${at}`;
   }
   return undefined;
+}
+
+/** Resolves arguments by the schema, then checks them with the model's own consistency rules. */
+export function resolveModelArguments(model: AnyModelType, given: JsonObject, path = "arguments") {
+  const resolved = resolveArguments(model.schema, given, path);
+  if (resolved.violations.length === 0 && model.checkArguments) {
+    for (const p of model.checkArguments(resolved.arguments)) {
+      resolved.violations.push({ field: `${path}.${p.argument}`, description: p.description, reason: "ARGUMENTS_NOT_VALID" });
+    }
+  }
+  return resolved;
 }
 
 /** The schema's checks of one data map, then (when those pass) the model's own. */

@@ -28,6 +28,24 @@ const exactModels: ExactModel[] = [
     arguments: fc.array(fc.double({ min: 0.1, max: 10, noNaN: true }), { minLength: 2, maxLength: 5 }).map((prior_alpha) => ({ prior_alpha })),
     event: (args) => fc.nat({ max: (args.prior_alpha as number[]).length - 1 }).map((y) => ({ y: { values: [y] } })),
   },
+  {
+    // Moderate ranges keep the reported covariance rate/(shape − 1)·Λ⁻¹ well conditioned, so that
+    // the 1e-9 comparison measures the learning, not rounding amplified by a near-singular Λ.
+    model: "linear-regression-v1",
+    arguments: fc.record({
+      input_dim: fc.integer({ min: 1, max: 2 }),
+      prior_precision: fc.double({ min: 0.5, max: 10, noNaN: true }),
+      noise_shape: fc.double({ min: 2, max: 10, noNaN: true }),
+      noise_rate: fc.double({ min: 0.1, max: 2, noNaN: true }),
+    }),
+    event: (args) =>
+      fc
+        .record({
+          x: fc.array(fc.double({ min: -2, max: 2, noNaN: true }), { minLength: args.input_dim as number, maxLength: args.input_dim as number }),
+          y: fc.double({ min: -3, max: 3, noNaN: true }),
+        })
+        .map(({ x, y }) => ({ x: { shape: [x.length], values: x }, y: { values: [y] } })),
+  },
 ];
 
 const numbers = (d: Distribution | undefined): number[] => Object.values(d?.kind.value ?? {}).flat().filter((v) => typeof v === "number");

@@ -16,9 +16,11 @@ export const file_posterior_v1_values: GenFile = /*@__PURE__*/
  * A dense array of doubles.
  *
  * `values` holds the elements in row-major (C) order: the last index varies fastest.
- * `shape` lists the dimensions outermost first. An empty `shape` means a scalar when
- * `values` has exactly one element and a vector of `values` otherwise, so scalars and
- * vectors can be sent as `{"values": [1]}` and `{"values": [1, 2, 3]}`.
+ * `shape` lists the dimensions outermost first. It may be omitted: for a field whose
+ * shape the model type declares, the values are then read in that shape, so scalars,
+ * vectors and matrices can be sent as `{"values": [1]}`, `{"values": [1, 2, 3]}` or
+ * `{"values": [1, 0, 0, 1]}`. Elsewhere an empty `shape` means a scalar when there is
+ * one value and a vector otherwise.
  *
  * @generated from message posterior.v1.Tensor
  */
@@ -38,9 +40,11 @@ export type Tensor = Message<"posterior.v1.Tensor"> & {
  * A dense array of doubles.
  *
  * `values` holds the elements in row-major (C) order: the last index varies fastest.
- * `shape` lists the dimensions outermost first. An empty `shape` means a scalar when
- * `values` has exactly one element and a vector of `values` otherwise, so scalars and
- * vectors can be sent as `{"values": [1]}` and `{"values": [1, 2, 3]}`.
+ * `shape` lists the dimensions outermost first. It may be omitted: for a field whose
+ * shape the model type declares, the values are then read in that shape, so scalars,
+ * vectors and matrices can be sent as `{"values": [1]}`, `{"values": [1, 2, 3]}` or
+ * `{"values": [1, 0, 0, 1]}`. Elsewhere an empty `shape` means a scalar when there is
+ * one value and a vector otherwise.
  *
  * @generated from message posterior.v1.Tensor
  */
