@@ -163,15 +163,24 @@ function studentTOfLinearForm(post: NormalGamma, x: ArrayLike<number>, noise: 0 
  * w = m + L⁻ᵀz/√τ with L the lower Cholesky factor of Λ (precision form: no covariance is formed).
  */
 export function sampleNormalGamma(post: NormalGamma, rng: Random): { weights: Float64Array; noisePrecision: number } {
-  const d = dimensionOf(post.mean, post.precision, "sampleNormalGamma");
-  const noisePrecision = rng.gamma(post.shape, post.rate);
-  const z = new Float64Array(d);
-  for (let i = 0; i < d; i++) z[i] = rng.normal();
+  return normalGammaSampler(post)(rng);
+}
+
+/**
+ * `sampleNormalGamma` with the Cholesky factor computed once, for many draws from one posterior
+ * (Thompson propensities). Same draws, same order; each draw overwrites `out` when given.
+ */
+export function normalGammaSampler(post: NormalGamma) {
+  const d = dimensionOf(post.mean, post.precision, "normalGammaSampler");
   const { l } = choleskyWithJitter(Float64Array.from(post.precision), d);
-  const weights = solveLowerTransposed(l, d, z, z);
-  const scale = 1 / Math.sqrt(noisePrecision);
-  for (let i = 0; i < d; i++) weights[i] = post.mean[i]! + weights[i]! * scale;
-  return { weights, noisePrecision };
+  return (rng: Random, out: Float64Array = new Float64Array(d)): { weights: Float64Array; noisePrecision: number } => {
+    const noisePrecision = rng.gamma(post.shape, post.rate);
+    for (let i = 0; i < d; i++) out[i] = rng.normal();
+    const weights = solveLowerTransposed(l, d, out, out);
+    const scale = 1 / Math.sqrt(noisePrecision);
+    for (let i = 0; i < d; i++) weights[i] = post.mean[i]! + weights[i]! * scale;
+    return { weights, noisePrecision };
+  };
 }
 
 /**

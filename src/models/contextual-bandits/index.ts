@@ -26,7 +26,7 @@ import {
   normalGammaLogEvidence,
   normalGammaUpdate,
   type SufficientStats,
-  sampleNormalGamma,
+  normalGammaSampler,
   weightMarginal,
 } from "../../math/linear-gaussian.ts";
 import { Random } from "../../math/random.ts";
@@ -71,11 +71,19 @@ function expectedRewardPosterior(post: NormalGamma, phi: Float64Array): Distribu
   return { kind: "studentT", ...linearFormPosterior(post, phi) };
 }
 
+type ArmSampler = ReturnType<typeof normalGammaSampler>;
+
 /** One Thompson round: a draw of every arm in index order; returns the argmax (ties to the lowest index). */
-function thompsonRound(arms: readonly NormalGamma[], phi: Float64Array, rng: Random, rewards: Float64Array): number {
+function thompsonRound(
+  arms: readonly ArmSampler[],
+  phi: Float64Array,
+  rng: Random,
+  rewards: Float64Array,
+  weights = new Float64Array(phi.length),
+): number {
   let best = 0;
   for (let k = 0; k < arms.length; k++) {
-    rewards[k] = dot(sampleNormalGamma(arms[k]!, rng).weights, phi);
+    rewards[k] = dot(arms[k]!(rng, weights).weights, phi);
     if (rewards[k]! > rewards[best]!) best = k;
   }
   return best;
@@ -241,14 +249,16 @@ export const contextualBandits: ModelType<Arguments, Parameters, State> = {
     const k = arms.length;
     const phi = features(observation.context!.values, args.intercept);
     const rng = new Random(seed);
+    const samplers = arms.map(normalGammaSampler);
     const sampled = new Float64Array(k);
-    const chosen = thompsonRound(arms, phi, rng, sampled);
+    const chosen = thompsonRound(samplers, phi, rng, sampled);
 
     const draws = args.propensity_draws;
     const counts = new Array<number>(k).fill(0);
     counts[chosen] = 1;
     const scratch = new Float64Array(k);
-    for (let m = 0; m < draws; m++) counts[thompsonRound(arms, phi, rng, scratch)]! += 1;
+    const weights = new Float64Array(phi.length);
+    for (let m = 0; m < draws; m++) counts[thompsonRound(samplers, phi, rng, scratch, weights)]! += 1;
     const probabilities = counts.map((c) => c / (draws + 1));
 
     return {
