@@ -11,7 +11,13 @@ import {
   type ModelTypeSchema,
   OutputKind,
 } from "../../gen/posterior/v1/model_service_pb.ts";
-import type { DistributionSchema, Tensor as TensorMessage, TensorSchema } from "../../gen/posterior/v1/values_pb.ts";
+import {
+  type Distribution as DistributionMessage,
+  type DistributionSchema,
+  type Tensor as TensorMessage,
+  TensorSchema,
+} from "../../gen/posterior/v1/values_pb.ts";
+import { invalidRequest } from "../domain/errors.ts";
 import type { EpisodeView, InstanceView } from "../domain/records.ts";
 import type { Distribution } from "../math/distribution.ts";
 import type { Tensor } from "../math/tensor.ts";
@@ -41,6 +47,39 @@ export function distributionOut(d: Distribution): Init<typeof DistributionSchema
       const { kind, ...value } = d;
       return { kind: { case: kind, value } } as Init<typeof DistributionSchema>;
     }
+  }
+}
+
+/** The domain form of a wire distribution (the inverse of `distributionOut`). */
+export function distributionIn(d: DistributionMessage, field = "distribution"): Distribution {
+  const { kind } = d;
+  switch (kind.case) {
+    case "pointMass":
+      return { kind: "pointMass", value: tensorIn(kind.value.value ?? create(TensorSchema)) };
+    case "normal":
+      return { kind: "normal", mean: kind.value.mean, variance: kind.value.variance };
+    case "mvNormal":
+      return { kind: "mvNormal", mean: kind.value.mean, covariance: kind.value.covariance };
+    case "gamma":
+      return { kind: "gamma", shape: kind.value.shape, rate: kind.value.rate };
+    case "beta":
+      return { kind: "beta", alpha: kind.value.alpha, beta: kind.value.beta };
+    case "dirichlet":
+      return { kind: "dirichlet", alpha: kind.value.alpha };
+    case "categorical":
+      return { kind: "categorical", probabilities: kind.value.probabilities };
+    case "bernoulli":
+      return { kind: "bernoulli", p: kind.value.p };
+    case "wishart":
+      return { kind: "wishart", degreesOfFreedom: kind.value.degreesOfFreedom, scale: kind.value.scale };
+    case "studentT":
+      return { kind: "studentT", degreesOfFreedom: kind.value.degreesOfFreedom, location: kind.value.location, scale: kind.value.scale };
+    case "sampleList":
+      return { kind: "sampleList", samples: tensorIn(kind.value.samples ?? create(TensorSchema)), weights: kind.value.weights };
+    case "product":
+      return { kind: "product", factors: kind.value.factors.map((f, i) => distributionIn(f, `${field}.product.factors[${i}]`)) };
+    case undefined:
+      throw invalidRequest(field, "must set one distribution kind");
   }
 }
 
