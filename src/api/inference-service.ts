@@ -1,7 +1,10 @@
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Duration } from "@bufbuild/protobuf/wkt";
 import type { InferRequest, InferenceService as InferenceApi } from "../../gen/posterior/v1/inference_service_pb.ts";
 import type { InferenceService, InferInput, InferResult } from "../domain/inference.ts";
 import { distributionsOut, fieldsIn, tensorsOut, timestampIn } from "./convert.ts";
+import { invalidRequest } from "../domain/errors.ts";
+import { untilAborted } from "./abortable.ts";
 import { requestLogger } from "./context.ts";
 import { isUnexpected, statusOut } from "./errors.ts";
 
@@ -32,6 +35,9 @@ const inferOut = (r: InferResult) => ({
   seed: r.seed,
 });
 
+const milliseconds = (d: Duration | undefined): number | undefined =>
+  d === undefined ? undefined : Number(d.seconds) * 1000 + d.nanos / 1e6;
+
 export function inferenceService(inference: InferenceService): ServiceImpl<typeof InferenceApi> {
   return {
     infer: async (req) => inferOut(await inference.infer(inferIn(req))),
@@ -45,8 +51,49 @@ export function inferenceService(inference: InferenceService): ServiceImpl<typeo
         }),
       };
     },
-    async *inferStream() {
-      throw new ConnectError("InferStream is not implemented yet", Code.Unimplemented);
+    async *inferStream(requests, ctx) {
+      const messages = untilAborted(requests, ctx.signal);
+      const first = await messages.next();
+      if (first.done) return;
+      if (first.value.message.case !== "start") throw invalidRequest("message", "the first message must be start");
+      const start = first.value.message.value;
+      const stream = await inference.openStream({
+        instanceId: start.instanceId,
+        episode: start.episode,
+        storeEvent: start.storeEvent ?? true,
+        arguments: start.arguments ?? {},
+        tickDeadlineMs: milliseconds(start.tickDeadline),
+      });
+      let closed = false;
+      try {
+        for await (const { message } of messages) {
+          if (message.case !== "tick") throw invalidRequest("message", "only the first message may be start; send ticks");
+          const tick = message.value;
+          const outcome = await stream.tick({
+            observation: fieldsIn(tick.observation),
+            goal: fieldsIn(tick.goal),
+            timestamp: timestampIn(tick.timestamp),
+            deadlineMs: milliseconds(tick.deadline),
+          });
+          if (outcome.error !== undefined && isUnexpected(outcome.error)) {
+            ctx.values.get(requestLogger)?.error({ err: outcome.error, tick: outcome.tick }, "stream tick failed");
+          }
+          yield {
+            tick: BigInt(outcome.tick),
+            result: outcome.result ? inferOut(outcome.result) : undefined,
+            deadlineExceeded: outcome.deadlineExceeded,
+            durableEventSeq: BigInt(outcome.durableEventSeq),
+            durableTick: BigInt(outcome.durableTick),
+            error: outcome.error === undefined ? undefined : statusOut(outcome.error),
+          };
+        }
+        // The client finished sending: commit everything, then confirm it in a last message (tick 0).
+        await inference.closeStream(stream);
+        closed = true;
+        yield { tick: 0n, durableEventSeq: BigInt(stream.durable.eventSeq), durableTick: BigInt(stream.durable.tick) };
+      } finally {
+        if (!closed) await inference.closeStream(stream);
+      }
     },
   };
 }

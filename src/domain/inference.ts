@@ -1,12 +1,12 @@
 import { deriveSeed } from "../math/random.ts";
 import type { Tensor } from "../math/tensor.ts";
-import type { AnyModelType, InferOutput, JsonObject } from "../models/types.ts";
-import { resolveModelArguments, type Violation, validateData } from "../models/validation.ts";
+import type { InferOutput, JsonObject } from "../models/types.ts";
+import { type Violation, validateData } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
-import type { Instance } from "../persistence/entities.ts";
 import { appendEvents } from "../persistence/events.ts";
 import { invalidData, invalidRequest, numerically } from "./errors.ts";
-import { DEFAULT_EPISODE, fieldsToJson, findEpisode, findInstance, modelOf, parametersAfterRun } from "./records.ts";
+import { InferenceStream, type StreamStart } from "./streams.ts";
+import { callArguments, DEFAULT_EPISODE, fieldsToJson, findEpisode, findInstance, modelOf, parametersAfterRun } from "./records.ts";
 
 export interface InferInput {
   readonly instanceId: string;
@@ -37,6 +37,7 @@ export type BatchRow = { ok: true; result: InferResult } | { ok: false; error: u
 export class InferenceService {
   readonly #orm: AppOrm;
   readonly #batchLimit: number;
+  readonly #streams = new Set<InferenceStream>();
 
   constructor(orm: AppOrm, options: { batchLimit: number }) {
     this.#orm = orm;
@@ -107,6 +108,26 @@ export class InferenceService {
     };
   }
 
+  /** Opens a control-loop stream; `drain` waits for its final commit. */
+  async openStream(start: StreamStart): Promise<InferenceStream> {
+    const stream = await InferenceStream.open(this.#orm, start);
+    this.#streams.add(stream);
+    return stream;
+  }
+
+  async closeStream(stream: InferenceStream): Promise<void> {
+    try {
+      await stream.close();
+    } finally {
+      this.#streams.delete(stream);
+    }
+  }
+
+  /** Commits what every open stream still holds (at shutdown, before the database closes). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.#streams].map((s) => this.closeStream(s)));
+  }
+
   /** Rows are independent: each succeeds or fails on its own, in request order. */
   async inferBatch(inputs: readonly InferInput[]): Promise<BatchRow[]> {
     if (inputs.length === 0) throw invalidRequest("requests", "must contain at least one request");
@@ -123,25 +144,4 @@ export class InferenceService {
     }
     return rows;
   }
-}
-
-/** The instance's arguments with this call's overrides, which the schema must allow. */
-function callArguments(model: AnyModelType, instance: Instance, overrides: JsonObject): JsonObject {
-  const names = Object.keys(overrides);
-  if (names.length === 0) return instance.arguments;
-  const fixed = names.filter((n) => !model.schema.arguments.find((a) => a.name === n)?.overridable);
-  if (fixed.length > 0) {
-    throw invalidData(
-      fixed.map((n) => ({
-        field: `arguments.${n}`,
-        description: model.schema.arguments.some((a) => a.name === n)
-          ? "is fixed at instance creation and cannot be overridden per call"
-          : `unknown argument for model ${model.schema.name}`,
-        reason: "ARGUMENTS_NOT_VALID",
-      })),
-    );
-  }
-  const { arguments: args, violations } = resolveModelArguments(model, { ...instance.arguments, ...overrides });
-  if (violations.length > 0) throw invalidData(violations);
-  return args;
 }

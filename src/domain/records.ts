@@ -4,8 +4,9 @@ import type { EntityManager } from "@mikro-orm/sql";
 import { tensorFromJson, tensorToJson, type Tensor, type TensorJson } from "../math/tensor.ts";
 import { modelTypes } from "../models/registry.ts";
 import type { AnyModelType, Fields, JsonObject } from "../models/types.ts";
+import { resolveModelArguments } from "../models/validation.ts";
 import { Episode, Instance, Run } from "../persistence/entities.ts";
-import { invalidRequest, notFound } from "./errors.ts";
+import { invalidData, invalidRequest, notFound } from "./errors.ts";
 
 export const DEFAULT_EPISODE = "default";
 
@@ -126,4 +127,25 @@ export const pageToken = {
 export function pageSize(requested: number, fallback: number, maximum: number, field = "page_size"): number {
   if (requested < 0 || requested > maximum) throw invalidRequest(field, `must be between 0 and ${maximum}`);
   return requested || fallback;
+}
+
+/** The instance's arguments with this call's overrides, which the schema must allow. */
+export function callArguments(model: AnyModelType, instance: Instance, overrides: JsonObject): JsonObject {
+  const names = Object.keys(overrides);
+  if (names.length === 0) return instance.arguments;
+  const fixed = names.filter((n) => !model.schema.arguments.find((a) => a.name === n)?.overridable);
+  if (fixed.length > 0) {
+    throw invalidData(
+      fixed.map((n) => ({
+        field: `arguments.${n}`,
+        description: model.schema.arguments.some((a) => a.name === n)
+          ? "is fixed at instance creation and cannot be overridden per call"
+          : `unknown argument for model ${model.schema.name}`,
+        reason: "ARGUMENTS_NOT_VALID",
+      })),
+    );
+  }
+  const { arguments: args, violations } = resolveModelArguments(model, { ...instance.arguments, ...overrides });
+  if (violations.length > 0) throw invalidData(violations);
+  return args;
 }

@@ -16,13 +16,7 @@ import type { AppOrm } from "../persistence/database.ts";
 import { observe, REQUEST_ID_HEADER } from "./interceptors.ts";
 import type { RequestHandler } from "./listen.ts";
 
-export interface AppOptions {
-  readonly orm: AppOrm;
-  readonly logger: Logger;
-  readonly inferBatchLimit: number;
-}
-
-export function createServices({ orm, inferBatchLimit }: Pick<AppOptions, "orm" | "inferBatchLimit">) {
+export function createServices({ orm, inferBatchLimit }: { orm: AppOrm; inferBatchLimit: number }) {
   const instances = new InstanceService(orm);
   const episodes = new EpisodeService(orm);
   return {
@@ -43,11 +37,14 @@ export const routes = (services: Services) => (router: ConnectRouter) => {
 
 export const interceptors = (logger: Logger) => [observe(logger)];
 
-export function createHandler(
-  options: AppOptions & { shutdownSignal?: AbortSignal; corsOrigins: readonly string[] },
-): RequestHandler {
+export function createHandler(options: {
+  services: Services;
+  logger: Logger;
+  shutdownSignal?: AbortSignal;
+  corsOrigins: readonly string[];
+}): RequestHandler {
   const handler = connectNodeAdapter({
-    routes: routes(createServices(options)),
+    routes: routes(options.services),
     interceptors: interceptors(options.logger),
     shutdownSignal: options.shutdownSignal,
     readMaxBytes: 16 << 20,

@@ -1,7 +1,8 @@
 import type { Logger } from "pino";
 import type { Config } from "../config.ts";
 import { openDatabase } from "../persistence/database.ts";
-import { createHandler } from "./app.ts";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createHandler, createServices } from "./app.ts";
 import { listen } from "./listen.ts";
 
 export interface RunningServer {
@@ -17,13 +18,8 @@ export async function startServer(
   const started = performance.now();
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, ...testing }, logger);
   const shutdown = new AbortController();
-  const handler = createHandler({
-    orm: db.orm,
-    logger,
-    inferBatchLimit: config.inferBatchLimit,
-    shutdownSignal: shutdown.signal,
-    corsOrigins: config.corsOrigins,
-  });
+  const services = createServices({ orm: db.orm, inferBatchLimit: config.inferBatchLimit });
+  const handler = createHandler({ services, logger, shutdownSignal: shutdown.signal, corsOrigins: config.corsOrigins });
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
     listener = await listen(handler, config);
@@ -40,8 +36,12 @@ export async function startServer(
     port: listener.port,
     stop() {
       stopping ??= (async () => {
-        await listener.close(config.shutdownGraceMs);
-        shutdown.abort();
+        // Stop accepting and send GOAWAY; unary calls in flight may finish within the grace period.
+        const closing = listener.close(config.shutdownGraceMs);
+        // Streams end now with UNAVAILABLE (control loops reconnect elsewhere); what they hold is committed below.
+        shutdown.abort(new ConnectError("server shutting down", Code.Unavailable));
+        await closing;
+        await services.inference.drain();
         await db.close();
         logger.info("posterior stopped");
       })();

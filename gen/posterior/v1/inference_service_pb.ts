@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file posterior/v1/inference_service.proto.
  */
 export const file_posterior_v1_inference_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRwb3N0ZXJpb3IvdjEvaW5mZXJlbmNlX3NlcnZpY2UucHJvdG8SDHBvc3Rlcmlvci52MSKnBAoMSW5mZXJSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJEkAKC29ic2VydmF0aW9uGAIgAygLMisucG9zdGVyaW9yLnYxLkluZmVyUmVxdWVzdC5PYnNlcnZhdGlvbkVudHJ5EjIKBGdvYWwYAyADKAsyJC5wb3N0ZXJpb3IudjEuSW5mZXJSZXF1ZXN0LkdvYWxFbnRyeRItCgl0aW1lc3RhbXAYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2VwaXNvZGUYBSABKAkSKgoJYXJndW1lbnRzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIYCgtzdG9yZV9ldmVudBgHIAEoCEgAiAEBEhsKDmRlY2lzaW9uX2luZGV4GAggASgESAGIAQESDgoGcnVuX2lkGAkgASgJEikKCG1ldGFkYXRhGAogASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBpIChBPYnNlcnZhdGlvbkVudHJ5EgsKA2tleRgBIAEoCRIjCgV2YWx1ZRgCIAEoCzIULnBvc3Rlcmlvci52MS5UZW5zb3I6AjgBGkEKCUdvYWxFbnRyeRILCgNrZXkYASABKAkSIwoFdmFsdWUYAiABKAsyFC5wb3N0ZXJpb3IudjEuVGVuc29yOgI4AUIOCgxfc3RvcmVfZXZlbnRCEQoPX2RlY2lzaW9uX2luZGV4IpcGCg1JbmZlclJlc3BvbnNlEhMKC2luc3RhbmNlX2lkGAEgASgJEj8KCnBvc3RlcmlvcnMYAiADKAsyKy5wb3N0ZXJpb3IudjEuSW5mZXJSZXNwb25zZS5Qb3N0ZXJpb3JzRW50cnkSQQoLcHJlZGljdGlvbnMYAyADKAsyLC5wb3N0ZXJpb3IudjEuSW5mZXJSZXNwb25zZS5QcmVkaWN0aW9uc0VudHJ5EjkKB2FjdGlvbnMYBCADKAsyKC5wb3N0ZXJpb3IudjEuSW5mZXJSZXNwb25zZS5BY3Rpb25zRW50cnkSNwoGdmFsdWVzGAUgAygLMicucG9zdGVyaW9yLnYxLkluZmVyUmVzcG9uc2UuVmFsdWVzRW50cnkSNwoGbGFiZWxzGAYgAygLMicucG9zdGVyaW9yLnYxLkluZmVyUmVzcG9uc2UuTGFiZWxzRW50cnkSDwoHZXBpc29kZRgHIAEoCRIRCglldmVudF9zZXEYCCABKAQSGgoScGFyYW1ldGVyc192ZXJzaW9uGAkgASgNEhkKEXBhcmFtZXRlcnNfcnVuX2lkGAogASgJEgwKBHNlZWQYCyABKA0aTQoPUG9zdGVyaW9yc0VudHJ5EgsKA2tleRgBIAEoCRIpCgV2YWx1ZRgCIAEoCzIaLnBvc3Rlcmlvci52MS5EaXN0cmlidXRpb246AjgBGk4KEFByZWRpY3Rpb25zRW50cnkSCwoDa2V5GAEgASgJEikKBXZhbHVlGAIgASgLMhoucG9zdGVyaW9yLnYxLkRpc3RyaWJ1dGlvbjoCOAEaRAoMQWN0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRIjCgV2YWx1ZRgCIAEoCzIULnBvc3Rlcmlvci52MS5UZW5zb3I6AjgBGkMKC1ZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRIjCgV2YWx1ZRgCIAEoCzIULnBvc3Rlcmlvci52MS5UZW5zb3I6AjgBGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQQoRSW5mZXJCYXRjaFJlcXVlc3QSLAoIcmVxdWVzdHMYASADKAsyGi5wb3N0ZXJpb3IudjEuSW5mZXJSZXF1ZXN0IkUKEkluZmVyQmF0Y2hSZXNwb25zZRIvCgdyZXN1bHRzGAEgAygLMh4ucG9zdGVyaW9yLnYxLkluZmVyQmF0Y2hSZXN1bHQicgoQSW5mZXJCYXRjaFJlc3VsdBIvCghyZXNwb25zZRgBIAEoCzIbLnBvc3Rlcmlvci52MS5JbmZlclJlc3BvbnNlSAASIwoFZXJyb3IYAiABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAQggKBnJlc3VsdCJ/ChJJbmZlclN0cmVhbVJlcXVlc3QSLwoFc3RhcnQYASABKAsyHi5wb3N0ZXJpb3IudjEuSW5mZXJTdHJlYW1TdGFydEgAEi0KBHRpY2sYAiABKAsyHS5wb3N0ZXJpb3IudjEuSW5mZXJTdHJlYW1UaWNrSABCCQoHbWVzc2FnZSLAAQoQSW5mZXJTdHJlYW1TdGFydBITCgtpbnN0YW5jZV9pZBgBIAEoCRIPCgdlcGlzb2RlGAIgASgJEhgKC3N0b3JlX2V2ZW50GAMgASgISACIAQESKgoJYXJndW1lbnRzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIwCg10aWNrX2RlYWRsaW5lGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg4KDF9zdG9yZV9ldmVudCL2AgoPSW5mZXJTdHJlYW1UaWNrEkMKC29ic2VydmF0aW9uGAEgAygLMi4ucG9zdGVyaW9yLnYxLkluZmVyU3RyZWFtVGljay5PYnNlcnZhdGlvbkVudHJ5EjUKBGdvYWwYAiADKAsyJy5wb3N0ZXJpb3IudjEuSW5mZXJTdHJlYW1UaWNrLkdvYWxFbnRyeRItCgl0aW1lc3RhbXAYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGRlYWRsaW5lGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGkgKEE9ic2VydmF0aW9uRW50cnkSCwoDa2V5GAEgASgJEiMKBXZhbHVlGAIgASgLMhQucG9zdGVyaW9yLnYxLlRlbnNvcjoCOAEaQQoJR29hbEVudHJ5EgsKA2tleRgBIAEoCRIjCgV2YWx1ZRgCIAEoCzIULnBvc3Rlcmlvci52MS5UZW5zb3I6AjgBIoYBChNJbmZlclN0cmVhbVJlc3BvbnNlEgwKBHRpY2sYASABKAQSKwoGcmVzdWx0GAIgASgLMhsucG9zdGVyaW9yLnYxLkluZmVyUmVzcG9uc2USGQoRZGVhZGxpbmVfZXhjZWVkZWQYAyABKAgSGQoRZHVyYWJsZV9ldmVudF9zZXEYBCABKAQy/QEKEEluZmVyZW5jZVNlcnZpY2USQAoFSW5mZXISGi5wb3N0ZXJpb3IudjEuSW5mZXJSZXF1ZXN0GhsucG9zdGVyaW9yLnYxLkluZmVyUmVzcG9uc2USTwoKSW5mZXJCYXRjaBIfLnBvc3Rlcmlvci52MS5JbmZlckJhdGNoUmVxdWVzdBogLnBvc3Rlcmlvci52MS5JbmZlckJhdGNoUmVzcG9uc2USVgoLSW5mZXJTdHJlYW0SIC5wb3N0ZXJpb3IudjEuSW5mZXJTdHJlYW1SZXF1ZXN0GiEucG9zdGVyaW9yLnYxLkluZmVyU3RyZWFtUmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_status, file_posterior_v1_values]);
+  fileDesc("CiRwb3N0ZXJpb3IvdjEvaW5mZXJlbmNlX3NlcnZpY2UucHJvdG8SDHBvc3Rlcmlvci52MSKnBAoMSW5mZXJSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJEkAKC29ic2VydmF0aW9uGAIgAygLMisucG9zdGVyaW9yLnYxLkluZmVyUmVxdWVzdC5PYnNlcnZhdGlvbkVudHJ5EjIKBGdvYWwYAyADKAsyJC5wb3N0ZXJpb3IudjEuSW5mZXJSZXF1ZXN0LkdvYWxFbnRyeRItCgl0aW1lc3RhbXAYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2VwaXNvZGUYBSABKAkSKgoJYXJndW1lbnRzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIYCgtzdG9yZV9ldmVudBgHIAEoCEgAiAEBEhsKDmRlY2lzaW9uX2luZGV4GAggASgESAGIAQESDgoGcnVuX2lkGAkgASgJEikKCG1ldGFkYXRhGAogASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBpIChBPYnNlcnZhdGlvbkVudHJ5EgsKA2tleRgBIAEoCRIjCgV2YWx1ZRgCIAEoCzIULnBvc3Rlcmlvci52MS5UZW5zb3I6AjgBGkEKCUdvYWxFbnRyeRILCgNrZXkYASABKAkSIwoFdmFsdWUYAiABKAsyFC5wb3N0ZXJpb3IudjEuVGVuc29yOgI4AUIOCgxfc3RvcmVfZXZlbnRCEQoPX2RlY2lzaW9uX2luZGV4IpcGCg1JbmZlclJlc3BvbnNlEhMKC2luc3RhbmNlX2lkGAEgASgJEj8KCnBvc3RlcmlvcnMYAiADKAsyKy5wb3N0ZXJpb3IudjEuSW5mZXJSZXNwb25zZS5Qb3N0ZXJpb3JzRW50cnkSQQoLcHJlZGljdGlvbnMYAyADKAsyLC5wb3N0ZXJpb3IudjEuSW5mZXJSZXNwb25zZS5QcmVkaWN0aW9uc0VudHJ5EjkKB2FjdGlvbnMYBCADKAsyKC5wb3N0ZXJpb3IudjEuSW5mZXJSZXNwb25zZS5BY3Rpb25zRW50cnkSNwoGdmFsdWVzGAUgAygLMicucG9zdGVyaW9yLnYxLkluZmVyUmVzcG9uc2UuVmFsdWVzRW50cnkSNwoGbGFiZWxzGAYgAygLMicucG9zdGVyaW9yLnYxLkluZmVyUmVzcG9uc2UuTGFiZWxzRW50cnkSDwoHZXBpc29kZRgHIAEoCRIRCglldmVudF9zZXEYCCABKAQSGgoScGFyYW1ldGVyc192ZXJzaW9uGAkgASgNEhkKEXBhcmFtZXRlcnNfcnVuX2lkGAogASgJEgwKBHNlZWQYCyABKA0aTQoPUG9zdGVyaW9yc0VudHJ5EgsKA2tleRgBIAEoCRIpCgV2YWx1ZRgCIAEoCzIaLnBvc3Rlcmlvci52MS5EaXN0cmlidXRpb246AjgBGk4KEFByZWRpY3Rpb25zRW50cnkSCwoDa2V5GAEgASgJEikKBXZhbHVlGAIgASgLMhoucG9zdGVyaW9yLnYxLkRpc3RyaWJ1dGlvbjoCOAEaRAoMQWN0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRIjCgV2YWx1ZRgCIAEoCzIULnBvc3Rlcmlvci52MS5UZW5zb3I6AjgBGkMKC1ZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRIjCgV2YWx1ZRgCIAEoCzIULnBvc3Rlcmlvci52MS5UZW5zb3I6AjgBGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQQoRSW5mZXJCYXRjaFJlcXVlc3QSLAoIcmVxdWVzdHMYASADKAsyGi5wb3N0ZXJpb3IudjEuSW5mZXJSZXF1ZXN0IkUKEkluZmVyQmF0Y2hSZXNwb25zZRIvCgdyZXN1bHRzGAEgAygLMh4ucG9zdGVyaW9yLnYxLkluZmVyQmF0Y2hSZXN1bHQicgoQSW5mZXJCYXRjaFJlc3VsdBIvCghyZXNwb25zZRgBIAEoCzIbLnBvc3Rlcmlvci52MS5JbmZlclJlc3BvbnNlSAASIwoFZXJyb3IYAiABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAQggKBnJlc3VsdCJ/ChJJbmZlclN0cmVhbVJlcXVlc3QSLwoFc3RhcnQYASABKAsyHi5wb3N0ZXJpb3IudjEuSW5mZXJTdHJlYW1TdGFydEgAEi0KBHRpY2sYAiABKAsyHS5wb3N0ZXJpb3IudjEuSW5mZXJTdHJlYW1UaWNrSABCCQoHbWVzc2FnZSLAAQoQSW5mZXJTdHJlYW1TdGFydBITCgtpbnN0YW5jZV9pZBgBIAEoCRIPCgdlcGlzb2RlGAIgASgJEhgKC3N0b3JlX2V2ZW50GAMgASgISACIAQESKgoJYXJndW1lbnRzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIwCg10aWNrX2RlYWRsaW5lGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg4KDF9zdG9yZV9ldmVudCL2AgoPSW5mZXJTdHJlYW1UaWNrEkMKC29ic2VydmF0aW9uGAEgAygLMi4ucG9zdGVyaW9yLnYxLkluZmVyU3RyZWFtVGljay5PYnNlcnZhdGlvbkVudHJ5EjUKBGdvYWwYAiADKAsyJy5wb3N0ZXJpb3IudjEuSW5mZXJTdHJlYW1UaWNrLkdvYWxFbnRyeRItCgl0aW1lc3RhbXAYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGRlYWRsaW5lGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGkgKEE9ic2VydmF0aW9uRW50cnkSCwoDa2V5GAEgASgJEiMKBXZhbHVlGAIgASgLMhQucG9zdGVyaW9yLnYxLlRlbnNvcjoCOAEaQQoJR29hbEVudHJ5EgsKA2tleRgBIAEoCRIjCgV2YWx1ZRgCIAEoCzIULnBvc3Rlcmlvci52MS5UZW5zb3I6AjgBIr8BChNJbmZlclN0cmVhbVJlc3BvbnNlEgwKBHRpY2sYASABKAQSKwoGcmVzdWx0GAIgASgLMhsucG9zdGVyaW9yLnYxLkluZmVyUmVzcG9uc2USGQoRZGVhZGxpbmVfZXhjZWVkZWQYAyABKAgSGQoRZHVyYWJsZV9ldmVudF9zZXEYBCABKAQSFAoMZHVyYWJsZV90aWNrGAUgASgEEiEKBWVycm9yGAYgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMy/QEKEEluZmVyZW5jZVNlcnZpY2USQAoFSW5mZXISGi5wb3N0ZXJpb3IudjEuSW5mZXJSZXF1ZXN0GhsucG9zdGVyaW9yLnYxLkluZmVyUmVzcG9uc2USTwoKSW5mZXJCYXRjaBIfLnBvc3Rlcmlvci52MS5JbmZlckJhdGNoUmVxdWVzdBogLnBvc3Rlcmlvci52MS5JbmZlckJhdGNoUmVzcG9uc2USVgoLSW5mZXJTdHJlYW0SIC5wb3N0ZXJpb3IudjEuSW5mZXJTdHJlYW1SZXF1ZXN0GiEucG9zdGVyaW9yLnYxLkluZmVyU3RyZWFtUmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_status, file_posterior_v1_values]);
 
 /**
  * @generated from message posterior.v1.InferRequest
@@ -644,23 +644,40 @@ export type InferStreamResponse = Message<"posterior.v1.InferStreamResponse"> & 
   tick: bigint;
 
   /**
+   * Absent when the tick failed (see `error`). Its `event_seq` is 0: a tick's event gets its
+   * sequence number when it is committed, in order with the stream's other events.
+   *
    * @generated from field: posterior.v1.InferResponse result = 2;
    */
   result?: InferResponse | undefined;
 
   /**
-   * The tick's deadline passed before inference finished; `result` is the best available.
+   * The tick's deadline passed before inference finished; `result` is still the full answer.
    *
    * @generated from field: bool deadline_exceeded = 3;
    */
   deadlineExceeded: boolean;
 
   /**
-   * Every event up to this sequence number is durably stored.
+   * Every event of the episode up to this sequence number is durably stored (0: none yet).
    *
    * @generated from field: uint64 durable_event_seq = 4;
    */
   durableEventSeq: bigint;
+
+  /**
+   * Every tick of this stream up to this one has its event durably stored (0: none yet).
+   *
+   * @generated from field: uint64 durable_tick = 5;
+   */
+  durableTick: bigint;
+
+  /**
+   * Why this tick failed (e.g. an invalid observation); the stream goes on.
+   *
+   * @generated from field: google.rpc.Status error = 6;
+   */
+  error?: Status | undefined;
 };
 
 /**
@@ -675,23 +692,40 @@ export type InferStreamResponseJson = {
   tick?: string;
 
   /**
+   * Absent when the tick failed (see `error`). Its `event_seq` is 0: a tick's event gets its
+   * sequence number when it is committed, in order with the stream's other events.
+   *
    * @generated from field: posterior.v1.InferResponse result = 2;
    */
   result?: InferResponseJson;
 
   /**
-   * The tick's deadline passed before inference finished; `result` is the best available.
+   * The tick's deadline passed before inference finished; `result` is still the full answer.
    *
    * @generated from field: bool deadline_exceeded = 3;
    */
   deadlineExceeded?: boolean;
 
   /**
-   * Every event up to this sequence number is durably stored.
+   * Every event of the episode up to this sequence number is durably stored (0: none yet).
    *
    * @generated from field: uint64 durable_event_seq = 4;
    */
   durableEventSeq?: string;
+
+  /**
+   * Every tick of this stream up to this one has its event durably stored (0: none yet).
+   *
+   * @generated from field: uint64 durable_tick = 5;
+   */
+  durableTick?: string;
+
+  /**
+   * Why this tick failed (e.g. an invalid observation); the stream goes on.
+   *
+   * @generated from field: google.rpc.Status error = 6;
+   */
+  error?: StatusJson;
 };
 
 /**
