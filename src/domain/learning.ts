@@ -103,9 +103,11 @@ export class LearningService {
       const started = new Date();
       const ranges: StoredEpisodeRange[] = [];
       const events: Fields[] = [];
+      const sequenceStarts: number[] = [];
       for (const episode of episodes) {
         const fromSeq = input.relearn ? 1 : episode.learnedCount + 1;
         ranges.push({ episode: episode.name, fromSeq, toSeq: episode.eventCount });
+        if (fromSeq <= episode.eventCount) sequenceStarts.push(events.length);
         for (const data of await readEventData(em, episode.id, fromSeq, episode.eventCount)) events.push(fieldsFromJson(data));
       }
       const prior = input.relearn ? model.initialParameters(instance.arguments, instance.seed) : instance.parameters;
@@ -115,6 +117,7 @@ export class LearningService {
           prior,
           state: instance.state,
           events,
+          sequenceStarts,
           seed: instance.seed,
           options: input.options,
         }),

@@ -120,6 +120,11 @@ export interface LearnInput<A, P, S> {
   readonly state: S;
   /** Unlearned events of every selected episode, episode by episode, each in sequence order. */
   readonly events: readonly Fields[];
+  /**
+   * Where each episode's events begin in `events` (the server always sets it). Sequence models start a
+   * new sequence there: nothing links one episode's last event to the next episode's first.
+   */
+  readonly sequenceStarts?: readonly number[];
   readonly seed: number;
   readonly options: JsonObject;
 }

@@ -1,0 +1,97 @@
+// N concurrent InferStream control loops at F Hz against a real server process:
+//   node bench/control-loop.ts [model] [seconds]
+// Reports reply latency percentiles, replies that came after the next tick was due, and ticks whose
+// server-side deadline (one period) passed. The server runs in its own process on an in-memory
+// database, storing every tick's observation; clients share this process. A stream logs one line
+// when it ends, not one per tick.
+import { spawn } from "node:child_process";
+import { create } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  InferenceService,
+  type InferStreamRequest,
+  InferStreamRequestSchema,
+} from "../gen/posterior/v1/inference_service_pb.ts";
+import { ModelService } from "../gen/posterior/v1/model_service_pb.ts";
+
+const model = process.argv[2] ?? "linear-state-space-model-v1";
+const seconds = Number(process.argv[3] ?? 5);
+const scenarios = [
+  { streams: 10, hertz: 500 },
+  { streams: 50, hertz: 100 },
+];
+
+function startServer(): Promise<{ port: number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, ["src/main.ts"], {
+    env: { ...process.env, POSTERIOR_PORT: "0", POSTERIOR_DATA_DIR: "memory://", LOG_LEVEL: "info", DATABASE_URL: "" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      const port = /"port":(\d+)/.exec(output)?.[1];
+      if (port) resolve({ port: Number(port), stop: () => new Promise((done) => child.once("exit", () => done()).kill("SIGTERM")) });
+    });
+    child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
+  });
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+
+async function main() {
+  const server = await startServer();
+  const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}` });
+  const models = createClient(ModelService, transport);
+  const inference = createClient(InferenceService, transport);
+  const { modelType } = await models.getModelType({ name: model });
+  const observation = Object.fromEntries(
+    modelType!.observation.filter((f) => f.required || modelType!.observation.every((o) => !o.required)).slice(0, 1).map((f) => [f.name, { values: f.example?.values ?? [] }]),
+  );
+  console.log(`node ${process.version}, ${new Date().toISOString()}, model ${model}, ${seconds} s per scenario, events stored`);
+  console.log("| streams × rate | ticks | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | late replies | deadline exceeded |");
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const { streams, hertz } of scenarios) {
+    const period = 1000 / hertz;
+    const latencies: number[] = [];
+    let late = 0;
+    let exceeded = 0;
+    const loop = async () => {
+      const { instance } = await models.createInstance({ model });
+      const sentAt: number[] = [];
+      const ticks = Math.round(seconds * hertz);
+      async function* requests(): AsyncGenerator<InferStreamRequest> {
+        yield create(InferStreamRequestSchema, {
+          message: { case: "start", value: { instanceId: instance!.instanceId, tickDeadline: { nanos: Math.round(period * 1e6) } } },
+        });
+        const t0 = performance.now();
+        for (let i = 0; i < ticks; i++) {
+          const due = t0 + i * period;
+          const wait = due - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          sentAt[i] = performance.now();
+          yield create(InferStreamRequestSchema, { message: { case: "tick", value: { observation } } });
+        }
+      }
+      for await (const reply of inference.inferStream(requests())) {
+        if (reply.tick === 0n) continue;
+        const i = Number(reply.tick) - 1;
+        const latency = performance.now() - sentAt[i]!;
+        latencies.push(latency);
+        if (latency > period) late++;
+        if (reply.deadlineExceeded) exceeded++;
+        if (reply.error) throw new Error(reply.error.message);
+      }
+    };
+    await Promise.all(Array.from({ length: streams }, loop));
+    latencies.sort((a, b) => a - b);
+    const f = (v: number) => v.toFixed(2);
+    console.log(
+      `| ${streams} × ${hertz} Hz | ${latencies.length} | ${f(percentile(latencies, 0.5))} | ${f(percentile(latencies, 0.9))} | ${f(percentile(latencies, 0.99))} | ${f(latencies.at(-1)!)} | ${late} | ${exceeded} |`,
+    );
+  }
+  await server.stop();
+}
+
+await main();
