@@ -1,8 +1,8 @@
 // N concurrent InferStream control loops at F Hz against a real server process:
-//   node bench/control-loop.ts [model] [seconds]
+//   node bench/control-loop.ts [model] [seconds] [streams×hertz,…]   (DATABASE_URL=… to store in PostgreSQL)
 // Reports reply latency percentiles, replies that came after the next tick was due, and ticks whose
 // server-side deadline (one period) passed. The server runs in its own process on an in-memory
-// database, storing every tick's observation; clients share this process. A stream logs one line
+// PGlite database (or DATABASE_URL), storing every tick's observation; clients share this process. A stream logs one line
 // when it ends, not one per tick.
 import { spawn } from "node:child_process";
 import { create } from "@bufbuild/protobuf";
@@ -17,14 +17,14 @@ import { ModelService } from "../gen/posterior/v1/model_service_pb.ts";
 
 const model = process.argv[2] ?? "linear-state-space-model-v1";
 const seconds = Number(process.argv[3] ?? 5);
-const scenarios = [
-  { streams: 10, hertz: 500 },
-  { streams: 50, hertz: 100 },
-];
+const scenarios = (process.argv[4] ?? "10x500,50x100").split(",").map((s) => {
+  const [streams, hertz] = s.split("x").map(Number);
+  return { streams: streams!, hertz: hertz! };
+});
 
 function startServer(): Promise<{ port: number; stop: () => Promise<void> }> {
   const child = spawn(process.execPath, ["src/main.ts"], {
-    env: { ...process.env, POSTERIOR_PORT: "0", POSTERIOR_DATA_DIR: "memory://", LOG_LEVEL: "info", DATABASE_URL: "" },
+    env: { ...process.env, POSTERIOR_PORT: "0", POSTERIOR_DATA_DIR: "memory://", LOG_LEVEL: "info", DATABASE_URL: process.env.DATABASE_URL ?? "" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   return new Promise((resolve, reject) => {
@@ -49,7 +49,8 @@ async function main() {
   const observation = Object.fromEntries(
     modelType!.observation.filter((f) => f.required || modelType!.observation.every((o) => !o.required)).slice(0, 1).map((f) => [f.name, { values: f.example?.values ?? [] }]),
   );
-  console.log(`node ${process.version}, ${new Date().toISOString()}, model ${model}, ${seconds} s per scenario, events stored`);
+  const database = process.env.DATABASE_URL ? "PostgreSQL" : "PGlite";
+  console.log(`node ${process.version}, ${new Date().toISOString()}, model ${model}, ${seconds} s per scenario, events stored in ${database}`);
   console.log("| streams × rate | ticks | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | late replies | deadline exceeded |");
   console.log("|---|---|---|---|---|---|---|---|");
   for (const { streams, hertz } of scenarios) {

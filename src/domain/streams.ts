@@ -40,7 +40,7 @@ export interface TickOutcome {
 
 /** A group commit happens after this many events, or this long after the first pending one. */
 const GROUP_COMMIT_EVENTS = 256;
-const GROUP_COMMIT_MS = 10;
+const GROUP_COMMIT_MS = 25;
 /** Ticks wait for the database once this many events are pending, so memory stays bounded. */
 const MAX_PENDING_EVENTS = 8 * GROUP_COMMIT_EVENTS;
 
@@ -61,6 +61,8 @@ export class InferenceStream {
   #flushing: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   #failure: unknown;
+  /** The state is written once, when the stream closes: group commits during the stream carry events only. */
+  #closing = false;
   #durableTick = 0;
   #durableEventSeq = 0;
 
@@ -136,6 +138,7 @@ export class InferenceStream {
   async close(): Promise<void> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#closing = true;
     await this.#flush();
     if (this.#failure) throw this.#failure;
   }
@@ -200,10 +203,10 @@ export class InferenceStream {
   async #commit(): Promise<void> {
     if (this.#failure) return;
     const batch = this.#pending;
-    const stateDirty = this.#stateDirty;
+    const stateDirty = this.#closing && this.#stateDirty;
     if (batch.length === 0 && !stateDirty) return;
     this.#pending = [];
-    this.#stateDirty = false;
+    if (stateDirty) this.#stateDirty = false;
     const state = this.#state;
     const lastSeq = await this.#orm.em.fork().transactional(async (tx) => {
       let seq = this.#durableEventSeq;

@@ -150,6 +150,21 @@ describe("InferStream", () => {
     await expect.poll(async () => (await clients.models.getEpisode({ instanceId: id, name: "default" })).episode?.eventCount).toBe(2n);
   });
 
+  it("keeps a filter's state in memory and stores it when the stream ends", async () => {
+    const ys = [[1, 0.5], [1.2, 0.4], [0.9, 0.8], [1.1, 0.7]];
+    const streamed = await newInstance("linear-state-space-model-v1");
+    const unary = await newInstance("linear-state-space-model-v1");
+    await collect(messages(start(streamed, { storeEvent: false }), ...ys.slice(0, 3).map((y) => tick({ y: { values: y } }))));
+    for (const y of ys.slice(0, 3)) await clients.inference.infer({ instanceId: unary, observation: { y: { values: y } }, storeEvent: false });
+    const last = { observation: { y: { values: ys[3]! } }, storeEvent: false };
+    const [a, b] = await Promise.all([
+      clients.inference.infer({ instanceId: streamed, ...last }),
+      clients.inference.infer({ instanceId: unary, ...last }),
+    ]);
+    expect(a.posteriors).toEqual(b.posteriors);
+    expect(a.predictions).toEqual(b.predictions);
+  });
+
   it("works from @grpc/grpc-js stubs", async () => {
     const id = await newInstance();
     const definition = protoLoader.loadSync("posterior/v1/inference_service.proto", {
