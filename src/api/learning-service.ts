@@ -1,6 +1,6 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type LearningService as LearningApi, RunKind, RunStatus } from "../../gen/posterior/v1/learning_service_pb.ts";
-import type { LearningService, RunView } from "../domain/learning.ts";
+import type { LearningService, RunStatus as DomainRunStatus, RunView } from "../domain/learning.ts";
 import { fieldsIn, timestampIn, timestampOut } from "./convert.ts";
 
 const statuses = {
@@ -10,6 +10,10 @@ const statuses = {
   failed: RunStatus.FAILED,
   cancelled: RunStatus.CANCELLED,
 } as const;
+
+const statusIn: Partial<Record<RunStatus, DomainRunStatus>> = Object.fromEntries(
+  Object.entries(statuses).map(([domain, wire]) => [wire, domain as DomainRunStatus]),
+);
 
 export const runOut = (r: RunView) => ({
   runId: r.id,
@@ -59,8 +63,16 @@ export function learningService(learning: LearningService): ServiceImpl<typeof L
       });
       return { run: runOut(run) };
     },
-    getRun: later("GetRun"),
-    listRuns: later("ListRuns"),
+    getRun: async (req) => ({ run: runOut(await learning.getRun(req.runId)) }),
+    async listRuns(req) {
+      const page = await learning.listRuns({
+        instanceId: req.instanceId,
+        status: statusIn[req.status],
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return { runs: page.runs.map(runOut), nextPageToken: page.nextPageToken };
+    },
     watchRun: later("WatchRun"),
     cancelRun: later("CancelRun"),
     restoreParameters: later("RestoreParameters"),

@@ -6,7 +6,7 @@ import { Episode, Run, type StoredEpisodeRange } from "../persistence/entities.t
 import { readEventData } from "../persistence/events.ts";
 import type { EpisodeService, EventInput } from "./episodes.ts";
 import { DomainError, invalidRequest, notFound, numerically } from "./errors.ts";
-import { DEFAULT_EPISODE, fieldsFromJson, findInstance, modelOf } from "./records.ts";
+import { DEFAULT_EPISODE, fieldsFromJson, findInstance, findRun, modelOf, pageSize, pageToken } from "./records.ts";
 
 export interface LearnInput {
   readonly instanceId: string;
@@ -71,6 +71,25 @@ export class LearningService {
   constructor(orm: AppOrm, episodes: EpisodeService) {
     this.#orm = orm;
     this.#episodes = episodes;
+  }
+
+  async getRun(runId: string): Promise<RunView> {
+    const run = await findRun(this.#orm.em.fork(), runId);
+    return runView(run, run.instance.id);
+  }
+
+  /** Runs newest first, optionally of one instance and in one status. */
+  async listRuns(request: { instanceId: string; status?: RunStatus; pageSize: number; pageToken: string }) {
+    const limit = pageSize(request.pageSize, 100, 1000);
+    const offset = pageToken.decode(request.pageToken);
+    const em = this.#orm.em.fork();
+    const instance = request.instanceId ? await findInstance(em, request.instanceId) : undefined;
+    const where = { ...(instance ? { instance } : {}), ...(request.status ? { status: request.status } : {}) };
+    const [runs, total] = await em.findAndCount(Run, where, { orderBy: { createdAt: "desc", id: "asc" }, limit, offset });
+    return {
+      runs: runs.map((r) => runView(r, r.instance.id)),
+      nextPageToken: offset + runs.length < total ? pageToken.encode(offset + runs.length) : "",
+    };
   }
 
   /**

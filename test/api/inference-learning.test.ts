@@ -280,10 +280,33 @@ describe("learning", () => {
     expect(await parameters(id)).toEqual([1, 1]);
   });
 
+  it("gets and lists recorded runs, newest first, by instance and status", async () => {
+    const id = await create();
+    const other = await create();
+    await attach(id, [1]);
+    const first = await learn(id);
+    await attach(id, [0]);
+    const second = await learn(id);
+    await learn(other);
+    const got = (await app.learning.getRun({ runId: first.runId })).run;
+    expect(got).toEqual(first);
+    const page1 = await app.learning.listRuns({ instanceId: id, pageSize: 1 });
+    expect(page1.runs.map((r) => r.runId)).toEqual([second.runId]);
+    const page2 = await app.learning.listRuns({ instanceId: id, pageSize: 1, pageToken: page1.nextPageToken });
+    expect([page2.runs.map((r) => r.runId), page2.nextPageToken]).toEqual([[first.runId], ""]);
+    expect((await app.learning.listRuns({ instanceId: id, status: RunStatus.SUCCEEDED })).runs).toHaveLength(2);
+    expect((await app.learning.listRuns({ instanceId: id, status: RunStatus.FAILED })).runs).toEqual([]);
+    await expectFailure(app.learning.getRun({ runId: "00000000-0000-4000-8000-000000000000" }), Code.NotFound, "RUN_NOT_FOUND");
+    await expectFailure(app.learning.getRun({ runId: "nope" }), Code.InvalidArgument, "INVALID_REQUEST", "run_id");
+    await expectFailure(
+      app.learning.listRuns({ instanceId: "00000000-0000-4000-8000-000000000000" }),
+      Code.NotFound,
+      "INSTANCE_NOT_FOUND",
+    );
+  });
+
   it("answers UNIMPLEMENTED for the RPCs of later work", async () => {
     const calls = [
-      app.learning.getRun({ runId: "x" }),
-      app.learning.listRuns({}),
       app.learning.cancelRun({ runId: "x" }),
       app.learning.restoreParameters({}),
       (async () => {

@@ -167,7 +167,7 @@ describe("@grpc/grpc-js stubs built from the .proto files", () => {
     expect(details[0]).toMatchObject({ reason: "DATA_NOT_VALID", domain: "posterior" });
     expect(details[1]).toMatchObject({ fieldViolations: [{ field: "observation.y" }] });
 
-    const unimplemented = await call(learning, "getRun", { runId: "x" }).catch((e: grpc.ServiceError) => e);
+    const unimplemented = await call(learning, "cancelRun", { runId: "x" }).catch((e: grpc.ServiceError) => e);
     expect((unimplemented as grpc.ServiceError).code).toBe(grpc.status.UNIMPLEMENTED);
   });
 });
