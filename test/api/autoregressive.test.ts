@@ -1,6 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectFailure, testRandom } from "../support/assertions.ts";
+import { expectFailure, simulateAutoregressive as simulate } from "../support/assertions.ts";
 import { inMemoryApp, tensor } from "../support/harness.ts";
 
 let app: Awaited<ReturnType<typeof inMemoryApp>>;
@@ -42,24 +42,6 @@ const infer = async (instanceId: string, ys: number[], options: { horizon?: numb
   });
   return { factors, mean: r.values.y_mean!.values, variance: r.values.y_variance!.values, lags: lags.value };
 };
-
-function normals(seed: number): () => number {
-  const u = testRandom(seed);
-  return () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
-}
-
-/** n values of an AR series after a burn-in of 200 steps from zeros. */
-function simulate(theta: number[], tau: number, n: number, seed: number): number[] {
-  const normal = normals(seed);
-  const k = theta.length;
-  const series: number[] = new Array<number>(k).fill(0);
-  for (let t = 0; t < n + 200; t++) {
-    let y = normal() / Math.sqrt(tau);
-    for (let i = 0; i < k; i++) y += theta[i]! * series[series.length - 1 - i]!;
-    series.push(y);
-  }
-  return series.slice(series.length - n);
-}
 
 const norm = (v: readonly number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
 

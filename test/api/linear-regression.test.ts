@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Distribution } from "../../gen/posterior/v1/values_pb.ts";
-import { expectFailure, testRandom } from "../support/assertions.ts";
+import { expectFailure, testNormals as normals } from "../support/assertions.ts";
 import { inMemoryApp, tensor } from "../support/harness.ts";
 
 let app: Awaited<ReturnType<typeof inMemoryApp>>;
@@ -38,11 +38,6 @@ const predict = async (instanceId: string, x: number) => {
   if (y?.kind.case !== "studentT") throw new Error(`expected a Student-t prediction, got ${y?.kind.case}`);
   return { y: y.kind.value, mean: r.values.y_mean!.values[0]!, variance: r.values.y_variance!.values[0]! };
 };
-
-function normals(seed: number): () => number {
-  const u = testRandom(seed);
-  return () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
-}
 
 /** The reference's data: x = range(−5, 5, length = n) (both ends included), y = a·x + b + N(0, noise variance). */
 function line(n: number, a: number, b: number, noiseVariance: number, normal: () => number): Data[] {

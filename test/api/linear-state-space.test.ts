@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Distribution } from "../../gen/posterior/v1/values_pb.ts";
-import { expectFailure, testRandom } from "../support/assertions.ts";
+import { expectFailure, testNormals as normals } from "../support/assertions.ts";
 import { inMemoryApp } from "../support/harness.ts";
 
 let app: Awaited<ReturnType<typeof inMemoryApp>>;
@@ -33,11 +33,6 @@ const infer = async (instanceId: string, observation: Data, args: Record<string,
 };
 
 const learnedA = async (instanceId: string) => mvNormal((await app.models.getParameters({ instanceId })).parameters.A);
-
-function normals(seed: number): () => number {
-  const u = testRandom(seed);
-  return () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
-}
 
 const rotation = (theta: number) => [Math.cos(theta), -Math.sin(theta), Math.sin(theta), Math.cos(theta)];
 

@@ -5,7 +5,7 @@ import { scalar, type Tensor } from "../../src/math/tensor.ts";
 import { autoregressive, filterLags, forecast, laggedStatistics } from "../../src/models/autoregressive/index.ts";
 import type { Fields, JsonObject } from "../../src/models/types.ts";
 import { resolveArguments, validateFields } from "../../src/models/validation.ts";
-import { testRandom } from "../support/assertions.ts";
+import { simulateAutoregressive as simulate } from "../support/assertions.ts";
 
 type Args = Parameters<typeof autoregressive.initialParameters>[0];
 type Params = ReturnType<typeof autoregressive.initialParameters>;
@@ -24,24 +24,6 @@ const infer = (args: Args, parameters: Params, state: State, ys: number[], start
   if (start) observation.start = scalar(1);
   return autoregressive.infer({ arguments: args, parameters, state, observation, goal: {}, seed: 0, decisionIndex: 0 });
 };
-
-function normals(seed: number): () => number {
-  const u = testRandom(seed);
-  return () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
-}
-
-/** An AR series after a burn-in of 200 steps from zeros, so it starts in the stationary regime. */
-function simulate(theta: number[], tau: number, n: number, seed: number): number[] {
-  const normal = normals(seed);
-  const k = theta.length;
-  const series: number[] = new Array<number>(k).fill(0);
-  for (let t = 0; t < n + 200; t++) {
-    let y = normal() / Math.sqrt(tau);
-    for (let i = 0; i < k; i++) y += theta[i]! * series[series.length - 1 - i]!;
-    series.push(y);
-  }
-  return series.slice(series.length - n);
-}
 
 /** A point-mass-like posterior: θ known exactly, noise variance b/a. */
 const known = (theta: number[], noiseVariance: number): Params => ({

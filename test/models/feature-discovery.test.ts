@@ -5,7 +5,7 @@ import { scalar, type Tensor } from "../../src/math/tensor.ts";
 import { basis, basisSize, featureDiscovery } from "../../src/models/feature-discovery/index.ts";
 import type { Fields, JsonObject } from "../../src/models/types.ts";
 import { resolveArguments, resolveShape, validateFields } from "../../src/models/validation.ts";
-import { testRandom } from "../support/assertions.ts";
+import { testNormals as normals } from "../support/assertions.ts";
 
 type Args = Parameters<typeof featureDiscovery.initialParameters>[0];
 type Params = ReturnType<typeof featureDiscovery.initialParameters>;
@@ -21,11 +21,6 @@ const learn = (args: Args, prior: Params, events: Fields[]) =>
   featureDiscovery.learn({ arguments: args, prior, state: {}, events, seed: 0, options: {} });
 const infer = (args: Args, parameters: Params, x: number[]) =>
   featureDiscovery.infer({ arguments: args, parameters, state: {}, observation: { x: point(x) }, goal: {}, seed: 0, decisionIndex: 1 });
-
-function normals(seed: number): () => number {
-  const u = testRandom(seed);
-  return () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
-}
 
 function simulate(d: number, n: number, f: (x: number[]) => number, precision: number, seed: number) {
   const normal = normals(seed);

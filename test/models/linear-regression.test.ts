@@ -5,7 +5,7 @@ import { scalar, type Tensor } from "../../src/math/tensor.ts";
 import { linearRegression } from "../../src/models/linear-regression/index.ts";
 import type { Fields, JsonObject } from "../../src/models/types.ts";
 import { resolveArguments, resolveShape, validateFields } from "../../src/models/validation.ts";
-import { testRandom } from "../support/assertions.ts";
+import { testRandom, testNormals as normals } from "../support/assertions.ts";
 
 type Args = Parameters<typeof linearRegression.initialParameters>[0];
 type Params = ReturnType<typeof linearRegression.initialParameters>;
@@ -20,11 +20,6 @@ const learn = (args: Args, prior: Params, events: Fields[]) =>
   linearRegression.learn({ arguments: args, prior, state: {}, events, seed: 0, options: {} });
 const infer = (args: Args, parameters: Params, x: number[]) =>
   linearRegression.infer({ arguments: args, parameters, state: {}, observation: { x: point(x) }, goal: {}, seed: 0, decisionIndex: 1 });
-
-function normals(seed: number): () => number {
-  const u = testRandom(seed);
-  return () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
-}
 
 /** y = a·x + b + noise over an even grid on [−5, 5]. */
 function line(n: number, a: number, b: number, noiseVariance: number, seed: number): Fields[] {

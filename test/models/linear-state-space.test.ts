@@ -6,7 +6,7 @@ import type { Tensor } from "../../src/math/tensor.ts";
 import { emLearn, linearStateSpace, smooth } from "../../src/models/linear-state-space/index.ts";
 import type { Fields, JsonObject } from "../../src/models/types.ts";
 import { resolveArguments, validateFields } from "../../src/models/validation.ts";
-import { testRandom } from "../support/assertions.ts";
+import { testNormals as normals } from "../support/assertions.ts";
 
 type Args = Parameters<typeof linearStateSpace.initialParameters>[0];
 type Params = ReturnType<typeof linearStateSpace.initialParameters>;
@@ -28,11 +28,6 @@ const infer = (args: Args, parameters: Params, state: State, y: number[], curren
   });
 const learn = (args: Args, prior: Params, events: Fields[]) =>
   linearStateSpace.learn({ arguments: args, prior, state: linearStateSpace.initialState(args), events, seed: 0, options: {} });
-
-function normals(seed: number): () => number {
-  const u = testRandom(seed);
-  return () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
-}
 
 const rotation = (theta: number) => [Math.cos(theta), -Math.sin(theta), Math.sin(theta), Math.cos(theta)];
 

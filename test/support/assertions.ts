@@ -28,3 +28,22 @@ export function testRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** Standard normals from the test generator (Box–Muller). */
+export function testNormals(seed: number): () => number {
+  const u = testRandom(seed);
+  return () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
+}
+
+/** n values of an AR(θ) series with noise precision τ, after a burn-in of 200 steps from zeros (stationary). */
+export function simulateAutoregressive(theta: number[], tau: number, n: number, seed: number): number[] {
+  const normal = testNormals(seed);
+  const k = theta.length;
+  const series: number[] = new Array<number>(k).fill(0);
+  for (let t = 0; t < n + 200; t++) {
+    let y = normal() / Math.sqrt(tau);
+    for (let i = 0; i < k; i++) y += theta[i]! * series[series.length - 1 - i]!;
+    series.push(y);
+  }
+  return series.slice(series.length - n);
+}
