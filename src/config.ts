@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import type { JobQueueOptions } from "./persistence/jobs.ts";
 
 export interface Config {
   readonly host: string;
@@ -12,6 +13,12 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** Browser origins allowed to call cross-origin; `*` for any. Empty: same-origin only. */
   readonly corsOrigins: readonly string[];
+  /** Learning runs executed at once by this process. */
+  readonly learnConcurrency: number;
+  readonly jobs: JobQueueOptions;
+  /** Origins completion callbacks may be sent to; `*` for any. Empty: callbacks are refused. */
+  readonly callbackAllow: readonly string[];
+  readonly callbackTimeoutMs: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -30,7 +37,17 @@ export function loadConfig(env: Env): Config {
     tls: cert && key ? { cert: readFileSync(cert), key: readFileSync(key) } : undefined,
     inferBatchLimit: integer(env, "POSTERIOR_INFER_BATCH_LIMIT", 100, 1, 100_000),
     shutdownGraceMs: integer(env, "POSTERIOR_SHUTDOWN_GRACE_MS", 5000, 0, 600_000),
-    corsOrigins: (env.POSTERIOR_CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
+    corsOrigins: list(env.POSTERIOR_CORS_ORIGINS),
+    learnConcurrency: integer(env, "POSTERIOR_LEARN_CONCURRENCY", 1, 1, 64),
+    jobs: {
+      learnRetries: integer(env, "POSTERIOR_LEARN_RETRIES", 2, 0, 100),
+      learnRetryDelaySeconds: integer(env, "POSTERIOR_LEARN_RETRY_DELAY_SECONDS", 5, 1, 3600),
+      learnTimeoutSeconds: integer(env, "POSTERIOR_LEARN_TIMEOUT_SECONDS", 3600, 10, 86_400),
+      callbackRetries: integer(env, "POSTERIOR_CALLBACK_RETRIES", 5, 0, 100),
+      callbackRetryDelaySeconds: integer(env, "POSTERIOR_CALLBACK_RETRY_DELAY_SECONDS", 2, 1, 3600),
+    },
+    callbackAllow: list(env.POSTERIOR_CALLBACK_ALLOW).map((o) => (o === "*" ? o : new URL(o).origin)),
+    callbackTimeoutMs: integer(env, "POSTERIOR_CALLBACK_TIMEOUT_MS", 5000, 100, 600_000),
   };
 }
 
@@ -43,3 +60,5 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   }
   return value;
 }
+
+const list = (raw: string | undefined) => (raw ?? "").split(",").map((o) => o.trim()).filter(Boolean);

@@ -13,6 +13,7 @@ const codes: Record<ErrorStatus, Code> = {
   not_found: Code.NotFound,
   already_exists: Code.AlreadyExists,
   failed_precondition: Code.FailedPrecondition,
+  permission_denied: Code.PermissionDenied,
   resource_exhausted: Code.ResourceExhausted,
   unimplemented: Code.Unimplemented,
   aborted: Code.Aborted,

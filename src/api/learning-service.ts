@@ -1,5 +1,6 @@
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { type LearningService as LearningApi, RunKind, RunStatus } from "../../gen/posterior/v1/learning_service_pb.ts";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { type LearningService as LearningApi, RestorePoint, RunKind, RunStatus } from "../../gen/posterior/v1/learning_service_pb.ts";
+import { invalidRequest } from "../domain/errors.ts";
 import type { LearningService, RunStatus as DomainRunStatus, RunView } from "../domain/learning.ts";
 import { fieldsIn, timestampIn, timestampOut } from "./convert.ts";
 
@@ -26,6 +27,9 @@ export const runOut = (r: RunView) => ({
   createTime: timestampOut(r.createdAt),
   startTime: timestampOut(r.startedAt),
   endTime: timestampOut(r.finishedAt),
+  progress: r.progress
+    ? { iteration: r.progress.iteration, totalIterations: r.progress.totalIterations, dataPoints: BigInt(r.progress.dataPoints) }
+    : undefined,
   metrics: r.metrics
     ? {
         freeEnergy: [...(r.metrics.freeEnergy ?? [])],
@@ -40,16 +44,23 @@ export const runOut = (r: RunView) => ({
   parametersVersionAfter: r.versionAfter ?? 0,
   attempts: r.attempts,
   callbackUrl: r.callbackUrl,
+  callback: r.callback
+    ? {
+        attempts: r.callback.attempts,
+        lastStatusCode: r.callback.lastStatusCode,
+        lastError: r.callback.lastError,
+        deliveredTime: timestampOut(r.callback.deliveredAt ? new Date(r.callback.deliveredAt) : null),
+      }
+    : undefined,
   restoredRunId: r.restoredRunId,
+  worker: r.worker,
 });
 
-const later = (rpc: string) => () => {
-  throw new ConnectError(`${rpc} is not implemented yet`, Code.Unimplemented);
-};
+const restorePoints = { [RestorePoint.BEFORE]: "before", [RestorePoint.AFTER]: "after" } as const;
 
 export function learningService(learning: LearningService): ServiceImpl<typeof LearningApi> {
   return {
-    async learn(req) {
+    async learn(req, ctx) {
       const run = await learning.learn({
         instanceId: req.instanceId,
         episodes: req.episodes,
@@ -60,7 +71,7 @@ export function learningService(learning: LearningService): ServiceImpl<typeof L
         inlineEpisode: req.inlineEpisode,
         inlineEvents: req.inlineEvents.map((e) => ({ timestamp: timestampIn(e.timestamp), data: fieldsIn(e.data), metadata: e.metadata })),
         options: req.options ?? {},
-      });
+      }, ctx.signal);
       return { run: runOut(run) };
     },
     getRun: async (req) => ({ run: runOut(await learning.getRun(req.runId)) }),
@@ -73,8 +84,14 @@ export function learningService(learning: LearningService): ServiceImpl<typeof L
       });
       return { runs: page.runs.map(runOut), nextPageToken: page.nextPageToken };
     },
-    watchRun: later("WatchRun"),
-    cancelRun: later("CancelRun"),
-    restoreParameters: later("RestoreParameters"),
+    async *watchRun(req, ctx) {
+      for await (const run of learning.watch(req.runId, ctx.signal)) yield { run: runOut(run) };
+    },
+    cancelRun: async (req, ctx) => ({ run: runOut(await learning.cancelRun(req.runId, ctx.signal)) }),
+    async restoreParameters(req) {
+      const point = restorePoints[req.point as keyof typeof restorePoints];
+      if (!point) throw invalidRequest("point", "must be RESTORE_POINT_BEFORE or RESTORE_POINT_AFTER");
+      return { run: runOut(await learning.restoreParameters(req.instanceId, req.runId, point)) };
+    },
   };
 }

@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import type { EntityManager } from "@mikro-orm/sql";
 import type { Tensor } from "../math/tensor.ts";
 import type { JsonObject } from "../models/types.ts";
 import { type Violation, validateData } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
-import { Episode } from "../persistence/entities.ts";
+import { Episode, type Instance } from "../persistence/entities.ts";
 import { appendEvents, deleteEvents, type NewEvent, readEvents } from "../persistence/events.ts";
 import { DomainError, invalidData, invalidRequest } from "./errors.ts";
 import {
@@ -105,25 +106,9 @@ export class EpisodeService {
 
   /** Validates every event against the model's event schema, then appends all of them or none. */
   async attachEvents(instanceId: string, name: string, events: readonly EventInput[], now = new Date()) {
-    if (events.length === 0) throw invalidRequest("events", "must contain at least one event");
-    if (events.length > MAX_EVENTS_PER_CALL) {
-      throw invalidRequest("events", `must contain at most ${MAX_EVENTS_PER_CALL} events, got ${events.length}`);
-    }
     return this.#orm.em.fork().transactional(async (em) => {
       const instance = await findInstance(em, instanceId);
-      const model = modelOf(instance.model);
-      const violations: Violation[] = events.flatMap((e, i) =>
-        validateData(model, "event", e.data, instance.arguments, `events[${i}].data`),
-      );
-      if (violations.length > 0) throw invalidData(violations);
-      const episode = await findEpisode(em, instance, name, true);
-      const rows: NewEvent[] = events.map((e) => ({
-        timestamp: e.timestamp ?? now,
-        data: fieldsToJson(e.data),
-        metadata: e.metadata ?? null,
-      }));
-      const range = await appendEvents(em, episode, rows);
-      await em.flush();
+      const { episode, ...range } = await appendValidEvents(em, instance, name, events, now);
       return { episode: episodeView(episode, instance.id), ...range };
     });
   }
@@ -141,4 +126,20 @@ export class EpisodeService {
       nextPageToken: last < episode.eventCount && events.length === limit ? pageToken.encode(last) : "",
     };
   }
+}
+
+/** Validates the events and appends them to the episode inside the caller's transaction. */
+export async function appendValidEvents(em: EntityManager, instance: Instance, name: string, events: readonly EventInput[], now = new Date()) {
+  if (events.length === 0) throw invalidRequest("events", "must contain at least one event");
+  if (events.length > MAX_EVENTS_PER_CALL) {
+    throw invalidRequest("events", `must contain at most ${MAX_EVENTS_PER_CALL} events, got ${events.length}`);
+  }
+  const model = modelOf(instance.model);
+  const violations: Violation[] = events.flatMap((e, i) => validateData(model, "event", e.data, instance.arguments, `events[${i}].data`));
+  if (violations.length > 0) throw invalidData(violations);
+  const episode = await findEpisode(em, instance, name, true);
+  const rows: NewEvent[] = events.map((e) => ({ timestamp: e.timestamp ?? now, data: fieldsToJson(e.data), metadata: e.metadata ?? null }));
+  const range = await appendEvents(em, episode, rows);
+  await em.flush();
+  return { episode, ...range };
 }

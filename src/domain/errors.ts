@@ -9,7 +9,8 @@ export type ErrorStatus =
   | "failed_precondition"
   | "resource_exhausted"
   | "unimplemented"
-  | "aborted";
+  | "aborted"
+  | "permission_denied";
 
 export interface FieldViolation {
   readonly field: string;

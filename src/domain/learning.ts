@@ -1,12 +1,19 @@
 import { randomUUID } from "node:crypto";
-import type { EntityManager } from "@mikro-orm/sql";
-import type { Fields, JsonObject, LearnMetrics } from "../models/types.ts";
-import type { AppOrm } from "../persistence/database.ts";
-import { Episode, Run, type StoredEpisodeRange } from "../persistence/entities.ts";
-import { readEventData } from "../persistence/events.ts";
-import type { EpisodeService, EventInput } from "./episodes.ts";
-import { DomainError, invalidRequest, notFound, numerically } from "./errors.ts";
-import { DEFAULT_EPISODE, fieldsFromJson, findInstance, findRun, modelOf, pageSize, pageToken } from "./records.ts";
+import { LockMode } from "@mikro-orm/core";
+import type { Logger } from "pino";
+import type { JsonObject } from "../models/types.ts";
+import type { Database } from "../persistence/database.ts";
+import { Episode, Run } from "../persistence/entities.ts";
+import { CALLBACK_QUEUE, LEARN_QUEUE } from "../persistence/jobs.ts";
+import { type CallbackOptions, checkCallbackUrl, deliverCallback } from "./callbacks.ts";
+import { appendValidEvents, type EventInput } from "./episodes.ts";
+import { DomainError, invalidRequest, notFound } from "./errors.ts";
+import { LearnerPool } from "./learner-pool.ts";
+import { callArguments, DEFAULT_EPISODE, findInstance, findRun, modelOf, pageSize, pageToken } from "./records.ts";
+import { RunExecutor } from "./run-executor.ts";
+import { isFinished, RunEvents, type RunStatus, type RunView, runView } from "./runs.ts";
+
+export type { RunStatus, RunView } from "./runs.ts";
 
 export interface LearnInput {
   readonly instanceId: string;
@@ -20,94 +27,65 @@ export interface LearnInput {
   readonly options: JsonObject;
 }
 
-export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
-
-export type EpisodeRange = Readonly<StoredEpisodeRange>;
-
-export interface RunView {
-  readonly id: string;
-  readonly instanceId: string;
-  readonly kind: "learn" | "restore";
-  readonly status: RunStatus;
-  readonly episodes: readonly EpisodeRange[];
-  readonly relearn: boolean;
-  readonly parameterNames: readonly string[];
-  readonly createdAt: Date;
-  readonly startedAt: Date | null;
-  readonly finishedAt: Date | null;
-  readonly metrics: (LearnMetrics & { durationSeconds: number }) | null;
-  readonly error: string;
-  readonly versionBefore: number | null;
-  readonly versionAfter: number | null;
-  readonly attempts: number;
-  readonly callbackUrl: string;
-  readonly restoredRunId: string;
+export interface LearningOptions {
+  /** Runs executed at once by this process, each on a thread of its own. */
+  readonly concurrency: number;
+  readonly callbacks: CallbackOptions;
 }
 
-export const runView = (run: Run, instanceId: string): RunView => ({
-  id: run.id,
-  instanceId,
-  kind: run.kind as RunView["kind"],
-  status: run.status as RunStatus,
-  episodes: run.episodes,
-  relearn: run.relearn,
-  parameterNames: run.parameterNames,
-  createdAt: run.createdAt,
-  startedAt: run.startedAt ?? null,
-  finishedAt: run.finishedAt ?? null,
-  metrics: (run.metrics as RunView["metrics"]) ?? null,
-  error: run.error ?? "",
-  versionBefore: run.versionBefore ?? null,
-  versionAfter: run.versionAfter ?? null,
-  attempts: run.attempts,
-  callbackUrl: run.callbackUrl ?? "",
-  restoredRunId: run.restoredRunId ?? "",
-});
+/** How often waiting and watching re-read a run that may be executing in another process. */
+const POLL_MS = 500;
+/** How long CancelRun waits for a running learner to stop before answering. */
+const CANCEL_WAIT_MS = 10_000;
+/** How often runs whose job was lost are looked for. */
+const RECOVERY_INTERVAL_MS = 30_000;
 
+/**
+ * Learning runs: created and queued atomically, executed by the job queue's workers (in this or
+ * any replica on the same database), observable while they run, cancellable and reversible.
+ */
 export class LearningService {
-  readonly #orm: AppOrm;
-  readonly #episodes: EpisodeService;
+  readonly #db: Database;
+  readonly #options: LearningOptions;
+  readonly #logger: Logger;
+  readonly #events = new RunEvents();
+  readonly #learners = new LearnerPool();
+  readonly #executor: RunExecutor;
+  #recovery?: NodeJS.Timeout;
 
-  constructor(orm: AppOrm, episodes: EpisodeService) {
-    this.#orm = orm;
-    this.#episodes = episodes;
+  constructor(db: Database, options: LearningOptions, logger: Logger) {
+    this.#db = db;
+    this.#options = options;
+    this.#logger = logger;
+    this.#executor = new RunExecutor(db.orm, db.jobs, this.#learners, this.#events, logger);
   }
 
-  async getRun(runId: string): Promise<RunView> {
-    const run = await findRun(this.#orm.em.fork(), runId);
-    return runView(run, run.instance.id);
+  /** Starts this process's workers for runs and callbacks. */
+  async start(): Promise<void> {
+    // With the embedded database this process is the only one, so active jobs lost their worker.
+    const recovered = await this.#executor.recover(this.#db.kind === "pglite");
+    if (recovered > 0) this.#logger.warn({ runs: recovered }, "failed runs that were interrupted too often");
+    await this.#db.jobs.work(LEARN_QUEUE, this.#options.concurrency, (job) => this.#executor.execute(job.data.runId, job.signal));
+    await this.#db.jobs.work(CALLBACK_QUEUE, 2, (job) =>
+      deliverCallback(this.#db.orm, job.data.runId, this.#options.callbacks, this.#logger),
+    );
+    this.#recovery = setInterval(() => {
+      this.#executor.recover(false).catch((error: unknown) => this.#logger.warn({ err: error }, "run recovery failed"));
+    }, RECOVERY_INTERVAL_MS);
+    this.#recovery.unref();
   }
 
-  /** Runs newest first, optionally of one instance and in one status. */
-  async listRuns(request: { instanceId: string; status?: RunStatus; pageSize: number; pageToken: string }) {
-    const limit = pageSize(request.pageSize, 100, 1000);
-    const offset = pageToken.decode(request.pageToken);
-    const em = this.#orm.em.fork();
-    const instance = request.instanceId ? await findInstance(em, request.instanceId) : undefined;
-    const where = { ...(instance ? { instance } : {}), ...(request.status ? { status: request.status } : {}) };
-    const [runs, total] = await em.findAndCount(Run, where, { orderBy: { createdAt: "desc", id: "asc" }, limit, offset });
-    return {
-      runs: runs.map((r) => runView(r, r.instance.id)),
-      nextPageToken: offset + runs.length < total ? pageToken.encode(offset + runs.length) : "",
-    };
+  /** Sends runs executing here back to the queue and ends the learner threads. */
+  async stop(): Promise<void> {
+    clearInterval(this.#recovery);
+    this.#executor.stopAll();
+    await this.#db.jobs.stop();
+    await this.#learners.close();
   }
 
-  /**
-   * Learns synchronously in one transaction: the parameters, the episodes' learned cursors and
-   * the run record change together or not at all.
-   */
-  async learn(input: LearnInput): Promise<RunView> {
-    if (!input.wait) {
-      throw new DomainError("unimplemented", "ASYNC_RUNS_UNAVAILABLE", "asynchronous learning runs are not available yet; set wait: true");
-    }
-    if (input.callbackUrl) {
-      throw new DomainError("unimplemented", "CALLBACKS_UNAVAILABLE", "completion callbacks are not available yet");
-    }
-    if (input.inlineEvents.length > 0) {
-      // Validated and appended before learning; a failure below leaves them stored, like any attach.
-      await this.#episodes.attachEvents(input.instanceId, input.inlineEpisode, input.inlineEvents);
-    }
-    return this.#orm.em.fork().transactional(async (em) => {
+  async learn(input: LearnInput, signal?: AbortSignal): Promise<RunView> {
+    if (input.callbackUrl) checkCallbackUrl(input.callbackUrl, this.#options.callbacks.allow);
+    const runId = await this.#db.orm.em.fork().transactional(async (em) => {
       const instance = await findInstance(em, input.instanceId, true);
       const model = modelOf(instance.model);
       const known = model.schema.parameters.map((p) => p.name);
@@ -118,81 +96,156 @@ export class LearningService {
       if (input.parameters.length > 0 && known.some((p) => !input.parameters.includes(p))) {
         throw new DomainError("unimplemented", "PARAMETER_SUBSET_UNAVAILABLE", "learning a subset of the parameters is not available yet");
       }
-      const episodes = await selectEpisodes(em, instance.id, input.episodes);
-      const started = new Date();
-      const ranges: StoredEpisodeRange[] = [];
-      const events: Fields[] = [];
-      const sequenceStarts: number[] = [];
-      for (const episode of episodes) {
-        const fromSeq = input.relearn ? 1 : episode.learnedCount + 1;
-        ranges.push({ episode: episode.name, fromSeq, toSeq: episode.eventCount });
-        if (fromSeq <= episode.eventCount) sequenceStarts.push(events.length);
-        for (const data of await readEventData(em, episode.id, fromSeq, episode.eventCount)) events.push(fieldsFromJson(data));
-      }
-      const prior = input.relearn ? model.initialParameters(instance.arguments, instance.seed) : instance.parameters;
-      const learned = numerically("learning", () =>
-        model.learn({
-          arguments: instance.arguments,
-          prior,
-          state: instance.state,
-          events,
-          sequenceStarts,
-          seed: instance.seed,
-          options: input.options,
-        }),
-      );
-
+      callArguments(model, instance, input.options, "options");
+      const requested = [...new Set(input.episodes.map((n) => n || DEFAULT_EPISODE))];
+      const existing = new Set((await em.find(Episode, { instance, name: { $in: requested } })).map((e) => e.name));
+      const missing = requested.find((n) => !existing.has(n));
+      if (missing !== undefined) throw notFound("EPISODE", "episode", missing);
+      if (input.inlineEvents.length > 0) await appendValidEvents(em, instance, input.inlineEpisode, input.inlineEvents);
       const run = em.create(Run, {
         id: randomUUID(),
         instance,
         kind: "learn",
-        status: "succeeded",
+        status: "queued",
         relearn: input.relearn,
-        episodes: ranges,
+        requestedEpisodes: requested,
+        episodes: [],
         parameterNames: input.parameters.length > 0 ? [...input.parameters] : known,
         options: input.options,
+        callbackUrl: input.callbackUrl || null,
+      });
+      await em.flush();
+      await this.#db.jobs.send(em, LEARN_QUEUE, run.id, { id: run.id, singletonKey: instance.id });
+      return run.id;
+    });
+    this.#logger.debug({ runId, instance: input.instanceId }, "run queued");
+    if (!input.wait) return this.getRun(runId);
+    return this.#untilFinished(runId, signal);
+  }
+
+  async getRun(runId: string): Promise<RunView> {
+    const run = await findRun(this.#db.orm.em.fork(), runId);
+    return runView(run, this.#executor.progressOf(run.id));
+  }
+
+  /** Runs newest first, optionally of one instance and in one status. */
+  async listRuns(request: { instanceId: string; status?: RunStatus; pageSize: number; pageToken: string }) {
+    const limit = pageSize(request.pageSize, 100, 1000);
+    const offset = pageToken.decode(request.pageToken);
+    const em = this.#db.orm.em.fork();
+    const instance = request.instanceId ? await findInstance(em, request.instanceId) : undefined;
+    const where = { ...(instance ? { instance } : {}), ...(request.status ? { status: request.status } : {}) };
+    const [runs, total] = await em.findAndCount(Run, where, { orderBy: { createdAt: "desc", id: "asc" }, limit, offset });
+    return {
+      runs: runs.map((r) => runView(r, this.#executor.progressOf(r.id))),
+      nextPageToken: offset + runs.length < total ? pageToken.encode(offset + runs.length) : "",
+    };
+  }
+
+  /** The run now, then each time it changes, ending with its final state. */
+  async *watch(runId: string, signal: AbortSignal): AsyncGenerator<RunView> {
+    let previous = "";
+    for (;;) {
+      const view = await this.getRun(runId);
+      const key = JSON.stringify([view.status, view.progress, view.attempts, view.error]);
+      if (key !== previous) yield view;
+      previous = key;
+      if (isFinished(view.status)) return;
+      await this.#events.next(runId, POLL_MS, signal);
+      signal.throwIfAborted();
+    }
+  }
+
+  /**
+   * A queued run is cancelled at once; a running one stops at its learner's next iteration (this
+   * waits up to CANCEL_WAIT_MS for that). A finished run cannot be cancelled.
+   */
+  async cancelRun(runId: string, signal?: AbortSignal): Promise<RunView> {
+    const status = await this.#db.orm.em.fork().transactional(async (em) => {
+      const run = await findRun(em, runId);
+      await em.lock(run, LockMode.PESSIMISTIC_WRITE);
+      await em.refresh(run);
+      if (isFinished(run.status)) {
+        throw new DomainError("failed_precondition", "RUN_FINISHED", `run ${run.id} has already ${run.status === "succeeded" ? "succeeded" : `ended ${run.status}`}`);
+      }
+      run.cancelRequested = true;
+      if (run.status === "queued") {
+        await this.#db.jobs.cancel(em, LEARN_QUEUE, run.id);
+        await this.#executor.finishIn(em, run, "cancelled", "cancelled by request");
+      }
+      return run.status;
+    });
+    this.#events.changed(runId);
+    if (status === "running") {
+      this.#executor.cancelLocal(runId);
+      return this.#untilFinished(runId, AbortSignal.any([AbortSignal.timeout(CANCEL_WAIT_MS), ...(signal ? [signal] : [])]));
+    }
+    return this.getRun(runId);
+  }
+
+  /**
+   * Puts the instance's parameters and learned cursors back to what they were before or after an
+   * earlier run, recorded as a restore run. The filter state, which follows the live system, stays.
+   */
+  async restoreParameters(instanceId: string, runId: string, point: "before" | "after"): Promise<RunView> {
+    const view = await this.#db.orm.em.fork().transactional(async (em) => {
+      const instance = await findInstance(em, instanceId, true);
+      const source = await findRun(em, runId, instance);
+      const parameters = point === "before" ? source.parametersBefore : source.parametersAfter;
+      const cursors = point === "before" ? source.cursorsBefore : source.cursorsAfter;
+      const version = point === "before" ? source.versionBefore : source.versionAfter;
+      if (!parameters || version == null) {
+        throw new DomainError(
+          "failed_precondition",
+          "RUN_HAS_NO_PARAMETERS",
+          `run ${source.id} (${source.status}) recorded no parameters ${point} it; only succeeded runs can be restored`,
+          { violations: [{ field: "run_id", description: `has no parameters ${point} it` }] },
+        );
+      }
+      const episodes = await em.find(Episode, { instance });
+      const now = new Date();
+      const run = em.create(Run, {
+        id: randomUUID(),
+        instance,
+        kind: "restore",
+        status: "succeeded",
+        episodes: [],
+        parameterNames: modelOf(instance.model).schema.parameters.map((p) => p.name),
+        options: {},
+        restoredRunId: source.id,
+        restorePoint: point,
         parametersBefore: instance.parameters,
         stateBefore: instance.state,
         versionBefore: instance.parametersVersion,
+        cursorsBefore: Object.fromEntries(episodes.map((e) => [e.id, e.learnedCount])),
         attempts: 1,
-        startedAt: started,
+        startedAt: now,
+        finishedAt: now,
       });
-      const changed = input.relearn || events.length > 0;
-      if (changed) {
-        instance.parameters = learned.parameters;
-        if (learned.state !== undefined) instance.state = learned.state;
-        instance.parametersVersion += 1;
-        instance.parametersRunId = run.id;
-      }
-      if (input.relearn) {
-        // The parameters now hold only the selected episodes' data; the others count as unlearned.
-        await em.nativeUpdate(
-          Episode,
-          { instance: instance.id, id: { $nin: episodes.map((e) => e.id) } },
-          { learnedCount: 0 },
-        );
-      }
-      for (const episode of episodes) episode.learnedCount = episode.eventCount;
-      const finished = new Date();
+      instance.parameters = parameters;
+      instance.parametersVersion += 1;
+      instance.parametersRunId = run.id;
+      // Events learned after that point count as unlearned again; episodes made since then had learned nothing.
+      if (cursors) for (const episode of episodes) episode.learnedCount = Math.min(cursors[episode.id] ?? 0, episode.eventCount);
       Object.assign(run, {
-        parametersAfter: instance.parameters,
+        parametersAfter: parameters,
         stateAfter: instance.state,
         versionAfter: instance.parametersVersion,
-        finishedAt: finished,
-        metrics: { ...learned.metrics, durationSeconds: (finished.getTime() - started.getTime()) / 1000 },
+        cursorsAfter: Object.fromEntries(episodes.map((e) => [e.id, e.learnedCount])),
+        metrics: { dataPoints: 0, durationSeconds: 0 },
       });
       await em.flush();
-      return runView(run, instance.id);
+      return runView(run);
     });
+    this.#logger.info({ instance: instanceId, from: runId, point, runId: view.id }, "parameters restored");
+    return view;
   }
-}
 
-async function selectEpisodes(em: EntityManager, instanceId: string, names: readonly string[]): Promise<Episode[]> {
-  const all = await em.find(Episode, { instance: instanceId }, { orderBy: { createdAt: "asc", name: "asc" } });
-  if (names.length === 0) return all;
-  return [...new Set(names.map((n) => n || DEFAULT_EPISODE))].map((name) => {
-    const episode = all.find((e) => e.name === name);
-    if (!episode) throw notFound("EPISODE", "episode", name);
-    return episode;
-  });
+  async #untilFinished(runId: string, signal?: AbortSignal): Promise<RunView> {
+    for (;;) {
+      const view = await this.getRun(runId);
+      if (isFinished(view.status) || signal?.aborted) return view;
+      await this.#events.next(runId, POLL_MS, signal);
+    }
+  }
 }

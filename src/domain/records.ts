@@ -1,9 +1,8 @@
 // Lookups shared by the domain services, and the plain views they return.
 import { LockMode } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/sql";
-import { tensorFromJson, tensorToJson, type Tensor, type TensorJson } from "../math/tensor.ts";
 import { modelTypes } from "../models/registry.ts";
-import type { AnyModelType, Fields, JsonObject } from "../models/types.ts";
+import type { AnyModelType, JsonObject } from "../models/types.ts";
 import { resolveModelArguments } from "../models/validation.ts";
 import { Episode, Instance, Run } from "../persistence/entities.ts";
 import { invalidData, invalidRequest, notFound } from "./errors.ts";
@@ -61,11 +60,7 @@ export async function parametersAfterRun(em: EntityManager, instance: Instance, 
   return { parameters: run.parametersAfter, version: run.versionAfter, runId: run.id };
 }
 
-export const fieldsToJson = (fields: Fields): JsonObject =>
-  Object.fromEntries(Object.entries(fields).map(([k, t]) => [k, tensorToJson(t)]));
-
-export const fieldsFromJson = (json: JsonObject): Record<string, Tensor> =>
-  Object.fromEntries(Object.entries(json).map(([k, v]) => [k, tensorFromJson(v as TensorJson)]));
+export { fieldsFromJson, fieldsToJson } from "../math/tensor.ts";
 
 export interface InstanceView {
   readonly id: string;
@@ -130,14 +125,14 @@ export function pageSize(requested: number, fallback: number, maximum: number, f
 }
 
 /** The instance's arguments with this call's overrides, which the schema must allow. */
-export function callArguments(model: AnyModelType, instance: Instance, overrides: JsonObject): JsonObject {
+export function callArguments(model: AnyModelType, instance: Instance, overrides: JsonObject, field = "arguments"): JsonObject {
   const names = Object.keys(overrides);
   if (names.length === 0) return instance.arguments;
   const fixed = names.filter((n) => !model.schema.arguments.find((a) => a.name === n)?.overridable);
   if (fixed.length > 0) {
     throw invalidData(
       fixed.map((n) => ({
-        field: `arguments.${n}`,
+        field: `${field}.${n}`,
         description: model.schema.arguments.some((a) => a.name === n)
           ? "is fixed at instance creation and cannot be overridden per call"
           : `unknown argument for model ${model.schema.name}`,
@@ -145,7 +140,7 @@ export function callArguments(model: AnyModelType, instance: Instance, overrides
       })),
     );
   }
-  const { arguments: args, violations } = resolveModelArguments(model, { ...instance.arguments, ...overrides });
+  const { arguments: args, violations } = resolveModelArguments(model, { ...instance.arguments, ...overrides }, field);
   if (violations.length > 0) throw invalidData(violations);
   return args;
 }

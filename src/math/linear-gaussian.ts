@@ -221,6 +221,7 @@ export function meanFieldUpdate(
   prior: GaussianGamma,
   stats: SufficientStats,
   iterations: number,
+  onIteration?: (iteration: number, total: number) => void,
 ): { posterior: GaussianGamma; freeEnergy: number[] } {
   const d = dimensionOf(prior.mean, prior.covariance, "meanFieldUpdate");
   if (stats.xty.length !== d) throw new RangeError(`meanFieldUpdate: statistics of dimension ${stats.xty.length}, prior ${d}`);
@@ -264,6 +265,7 @@ export function meanFieldUpdate(
     const klGamma = gammaConstant + a0 * (Math.log(b) - Math.log(b0)) + (a * (b0 - b)) / b;
     const elbo = 0.5 * n * (expectedLogTau - LN_2PI) - 0.5 * expectedTau * ess - klGaussian - klGamma;
     freeEnergy.push(-elbo);
+    onIteration?.(iteration + 1, iterations);
   }
   return {
     // With no rounds nothing was updated: the prior comes back, shape included.

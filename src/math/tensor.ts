@@ -37,3 +37,10 @@ export function tensorFromJson(json: TensorJson): Tensor {
   if (Array.isArray(json)) return vector(json);
   return { shape: json.shape, values: json.values };
 }
+
+/** Named tensors (an observation, an event) as stored JSON, and back. */
+export const fieldsToJson = (fields: Readonly<Record<string, Tensor>>): Record<string, TensorJson> =>
+  Object.fromEntries(Object.entries(fields).map(([k, t]) => [k, tensorToJson(t)]));
+
+export const fieldsFromJson = (json: Readonly<Record<string, unknown>>): Record<string, Tensor> =>
+  Object.fromEntries(Object.entries(json).map(([k, v]) => [k, tensorFromJson(v as TensorJson)]));

@@ -127,6 +127,8 @@ export interface LearnInput<A, P, S> {
   readonly sequenceStarts?: readonly number[];
   readonly seed: number;
   readonly options: JsonObject;
+  /** Called after each iteration of an iterative learner; it may throw to stop the learner. */
+  readonly onIteration?: (iteration: number, total: number) => void;
 }
 
 export interface LearnMetrics {

@@ -8,7 +8,8 @@ import { createPostgreSqlTypeParsers, defineConfig, MikroORM, type Options } fro
 import array from "postgres-array";
 import type { Logger } from "pino";
 import { entities } from "./entities.ts";
-import { acquireDirectoryLock } from "./lock.ts";
+import { DEFAULT_JOB_OPTIONS, JobQueue, type JobQueueOptions } from "./jobs.ts";
+import { acquireDirectoryLock, withAdvisoryLock } from "./lock.ts";
 import { migrations } from "./migrations/index.ts";
 
 export interface DatabaseConfig {
@@ -18,6 +19,7 @@ export interface DatabaseConfig {
   readonly dataDir: string;
   /** A `dumpDataDir()` tarball to start the in-memory database from (tests). */
   readonly loadDataDir?: Blob;
+  readonly jobs?: JobQueueOptions;
 }
 
 export const MEMORY = "memory://";
@@ -43,6 +45,7 @@ export type AppOrm = MikroORM;
 export interface Database {
   readonly orm: AppOrm;
   readonly kind: "postgresql" | "pglite";
+  readonly jobs: JobQueue;
   close(): Promise<void>;
 }
 
@@ -62,11 +65,18 @@ export async function openDatabase(config: DatabaseConfig, logger?: Logger): Pro
         ? PGlite.create({ loadDataDir: config.loadDataDir, parsers: createPostgreSqlTypeParsers((s) => array.parse(s)) })
         : undefined;
     const orm = await MikroORM.init(ormOptions(config, logger, preloaded));
-    await orm.migrator.up();
+    const prepare = async () => {
+      await orm.migrator.up();
+      return JobQueue.open(orm, config.url, config.jobs ?? DEFAULT_JOB_OPTIONS, logger);
+    };
+    // Replicas starting together on one PostgreSQL take turns; PGlite has a single process.
+    const jobs = config.url ? await withAdvisoryLock(config.url, "posterior-schema", prepare) : await prepare();
     return {
       orm,
       kind: config.url ? "postgresql" : "pglite",
+      jobs,
       async close() {
+        await jobs.stop();
         await orm.close(true);
         await (await preloaded)?.close(); // ours, not the ORM's
         releaseLock();

@@ -73,13 +73,15 @@ EventSchema.setClass(Event);
 const RunSchema = defineEntity({
   name: "Run",
   tableName: "run",
-  indexes: [{ properties: ["instance", "createdAt"] }],
+  indexes: [{ properties: ["instance", "createdAt"] }, { properties: ["status"] }],
   properties: {
     id: p.uuid().primary(),
     instance: () => p.manyToOne(Instance).deleteRule("cascade"),
     kind: p.string().length(20),
     status: p.string().length(20),
     relearn: p.boolean().default(false),
+    /** The episodes asked for (empty: all); `episodes` holds the ranges actually used. */
+    requestedEpisodes: p.json<string[]>().default("[]"),
     episodes: p.json<StoredEpisodeRange[]>(),
     parameterNames: p.json<string[]>(),
     options: p.json<JsonObject>(),
@@ -94,6 +96,15 @@ const RunSchema = defineEntity({
     error: p.text().nullable(),
     attempts: p.integer().default(0),
     restoredRunId: p.uuid().nullable(),
+    restorePoint: p.string().length(10).nullable(),
+    /** Each episode's learned cursor (by episode id) before and after, so a restore can rewind them. */
+    cursorsBefore: p.json<Record<string, number>>().nullable(),
+    cursorsAfter: p.json<Record<string, number>>().nullable(),
+    progress: p.json<JsonObject>().nullable(),
+    cancelRequested: p.boolean().default(false),
+    /** The process (host:pid) that ran the latest attempt. */
+    worker: p.string().length(200).nullable(),
+    callback: p.json<JsonObject>().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     startedAt: p.datetime().nullable(),
     finishedAt: p.datetime().nullable(),

@@ -1,4 +1,5 @@
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import pg from "pg";
 import { join } from "node:path";
 
 // PGlite gives no error when two processes open one directory, and silently loses writes,
@@ -36,5 +37,17 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Runs `task` while holding a PostgreSQL session advisory lock, on a connection of its own. */
+export async function withAdvisoryLock<T>(url: string, name: string, task: () => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, application_name: "posterior-lock" });
+  await client.connect();
+  try {
+    await client.query("select pg_advisory_lock(hashtext($1))", [name]);
+    return await task();
+  } finally {
+    await client.end(); // ending the session releases the lock
   }
 }

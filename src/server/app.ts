@@ -12,18 +12,37 @@ import { EpisodeService } from "../domain/episodes.ts";
 import { InferenceService } from "../domain/inference.ts";
 import { InstanceService } from "../domain/instances.ts";
 import { LearningService } from "../domain/learning.ts";
-import type { AppOrm } from "../persistence/database.ts";
+import type { Database } from "../persistence/database.ts";
 import { observe, REQUEST_ID_HEADER } from "./interceptors.ts";
 import type { RequestHandler } from "./listen.ts";
 
-export function createServices({ orm, inferBatchLimit }: { orm: AppOrm; inferBatchLimit: number }) {
-  const instances = new InstanceService(orm);
-  const episodes = new EpisodeService(orm);
+export interface ServiceOptions {
+  readonly inferBatchLimit: number;
+  readonly learnConcurrency: number;
+  readonly callbackAllow: readonly string[];
+  readonly callbackTimeoutMs: number;
+}
+
+export function createServices(db: Database, options: ServiceOptions, logger: Logger) {
+  const { orm } = db;
+  const inference = new InferenceService(orm, { batchLimit: options.inferBatchLimit });
+  const learning = new LearningService(
+    db,
+    { concurrency: options.learnConcurrency, callbacks: { allow: options.callbackAllow, timeoutMs: options.callbackTimeoutMs } },
+    logger,
+  );
   return {
-    instances,
-    episodes,
-    inference: new InferenceService(orm, { batchLimit: inferBatchLimit }),
-    learning: new LearningService(orm, episodes),
+    instances: new InstanceService(orm),
+    episodes: new EpisodeService(orm),
+    inference,
+    learning,
+    /** Starts the background workers (learning runs, callbacks). */
+    start: () => learning.start(),
+    /** Stops background work and commits what open streams hold; the database stays open. */
+    async stop() {
+      await learning.stop();
+      await inference.drain();
+    },
   };
 }
 

@@ -16,14 +16,16 @@ export async function startServer(
   testing: { loadDataDir?: Blob } = {},
 ): Promise<RunningServer> {
   const started = performance.now();
-  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, ...testing }, logger);
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, jobs: config.jobs, ...testing }, logger);
   const shutdown = new AbortController();
-  const services = createServices({ orm: db.orm, inferBatchLimit: config.inferBatchLimit });
+  const services = createServices(db, config, logger);
   const handler = createHandler({ services, logger, shutdownSignal: shutdown.signal, corsOrigins: config.corsOrigins });
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
+    await services.start();
     listener = await listen(handler, config);
   } catch (error) {
+    await services.stop();
     await db.close();
     throw error;
   }
@@ -41,7 +43,7 @@ export async function startServer(
         // Streams end now with UNAVAILABLE (control loops reconnect elsewhere); what they hold is committed below.
         shutdown.abort(new ConnectError("server shutting down", Code.Unavailable));
         await closing;
-        await services.inference.drain();
+        await services.stop();
         await db.close();
         logger.info("posterior stopped");
       })();

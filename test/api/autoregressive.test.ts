@@ -7,7 +7,7 @@ let app: Awaited<ReturnType<typeof inMemoryApp>>;
 beforeAll(async () => {
   app = await inMemoryApp();
 });
-afterAll(() => app.db.close());
+afterAll(() => app.close());
 
 const MODEL = "autoregressive-v1";
 type Data = Record<string, { shape?: number[]; values: number[] }>;

@@ -8,7 +8,7 @@ let app: Awaited<ReturnType<typeof inMemoryApp>>;
 beforeAll(async () => {
   app = await inMemoryApp();
 });
-afterAll(() => app.db.close());
+afterAll(() => app.close());
 
 const create = async (prior_alpha: number[]) =>
   (await app.models.createInstance({ model: "dirichlet-categorical-v1", arguments: { prior_alpha } })).instance!.instanceId;

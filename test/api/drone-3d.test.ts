@@ -7,7 +7,7 @@ let app: Awaited<ReturnType<typeof inMemoryApp>>;
 beforeAll(async () => {
   app = await inMemoryApp();
 });
-afterAll(() => app.db.close());
+afterAll(() => app.close());
 
 const MODEL = "drone-3d-v1";
 const vec = (...v: number[]) => ({ shape: [v.length], values: v });

@@ -10,7 +10,7 @@ let app: Awaited<ReturnType<typeof inMemoryApp>>;
 beforeAll(async () => {
   app = await inMemoryApp();
 });
-afterAll(() => app.db.close());
+afterAll(() => app.close());
 
 const MODEL = "feature-discovery-v1";
 const DEFAULT_FUNCTIONS = ["linear", "quadratic", "pairwise", "triplewise"];

@@ -9,7 +9,7 @@ let app: Awaited<ReturnType<typeof inMemoryApp>>;
 beforeAll(async () => {
   app = await inMemoryApp({ inferBatchLimit: 5 });
 });
-afterAll(() => app.db.close());
+afterAll(() => app.close());
 
 const create = async (prior_a = 1, prior_b = 1) =>
   (await app.models.createInstance({ model: "beta-bernoulli-v1", arguments: { prior_a, prior_b } })).instance!.instanceId;
@@ -261,9 +261,8 @@ describe("learning", () => {
     expect(await parameters(id)).toEqual([3, 1]);
   });
 
-  it("rejects what it cannot do yet or does not understand", async () => {
+  it("rejects what it cannot do yet or does not understand, and queues nothing", async () => {
     const id = await create();
-    await expectFailure(app.learning.learn({ instanceId: id }), Code.Unimplemented, "ASYNC_RUNS_UNAVAILABLE");
     await expectFailure(app.learning.learn({ instanceId: id, wait: true, episodes: ["nope"] }), Code.NotFound, "EPISODE_NOT_FOUND");
     await expectFailure(
       app.learning.learn({ instanceId: id, wait: true, parameters: ["q"] }),
@@ -277,7 +276,21 @@ describe("learning", () => {
       "DATA_NOT_VALID",
       "events[0].data.y",
     );
+    await expectFailure(
+      app.learning.learn({ instanceId: id, options: { prior_a: 3 } }),
+      Code.InvalidArgument,
+      "ARGUMENTS_NOT_VALID",
+      "options.prior_a",
+    );
+    await expectFailure(
+      app.learning.learn({ instanceId: id, callbackUrl: "http://127.0.0.1:9/hook" }),
+      Code.PermissionDenied,
+      "CALLBACK_NOT_ALLOWED",
+      "callback_url",
+    );
+    await expectFailure(app.learning.learn({ instanceId: id, callbackUrl: "ftp://x/y" }), Code.InvalidArgument, "INVALID_REQUEST", "callback_url");
     expect(await parameters(id)).toEqual([1, 1]);
+    expect((await app.learning.listRuns({ instanceId: id })).runs).toEqual([]);
   });
 
   it("gets and lists recorded runs, newest first, by instance and status", async () => {
@@ -305,17 +318,13 @@ describe("learning", () => {
     );
   });
 
-  it("answers UNIMPLEMENTED for the RPCs of later work", async () => {
-    const calls = [
-      app.learning.cancelRun({ runId: "x" }),
-      app.learning.restoreParameters({}),
-      (async () => {
-        for await (const _ of app.learning.watchRun({ runId: "x" })) break;
-      })(),
-    ];
-    for (const call of calls) {
-      const error = await call.then(() => undefined, (e: unknown) => e as { code: Code });
-      expect(error?.code).toBe(Code.Unimplemented);
-    }
+  it("rejects malformed run requests with the offending field", async () => {
+    const id = await create();
+    await expectFailure(app.learning.cancelRun({ runId: "x" }), Code.InvalidArgument, "INVALID_REQUEST", "run_id");
+    await expectFailure(app.learning.restoreParameters({ instanceId: id }), Code.InvalidArgument, "INVALID_REQUEST", "point");
+    const watching = (async () => {
+      for await (const _ of app.learning.watchRun({ runId: "x" })) break;
+    })();
+    await expectFailure(watching, Code.InvalidArgument, "INVALID_REQUEST", "run_id");
   });
 });

@@ -8,7 +8,7 @@ let app: Awaited<ReturnType<typeof inMemoryApp>>;
 beforeAll(async () => {
   app = await inMemoryApp();
 });
-afterAll(() => app.db.close());
+afterAll(() => app.close());
 
 const MODEL = "linear-state-space-model-v1";
 type Data = Record<string, { shape?: number[]; values: number[] }>;

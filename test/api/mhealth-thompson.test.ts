@@ -9,7 +9,7 @@ let app: Awaited<ReturnType<typeof inMemoryApp>>;
 beforeAll(async () => {
   app = await inMemoryApp();
 });
-afterAll(() => app.db.close());
+afterAll(() => app.close());
 
 const create = async (args: Record<string, number> = {}, seed?: number) =>
   (await app.models.createInstance({ model: "mhealth-thompson-v1", arguments: args, seed })).instance!.instanceId;

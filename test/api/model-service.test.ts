@@ -9,7 +9,7 @@ let app: Awaited<ReturnType<typeof inMemoryApp>>;
 beforeAll(async () => {
   app = await inMemoryApp();
 });
-afterAll(() => app.db.close());
+afterAll(() => app.close());
 
 const createBetaBernoulli = async (args: Record<string, number> = {}) =>
   (await app.models.createInstance({ model: "beta-bernoulli-v1", arguments: args })).instance!;

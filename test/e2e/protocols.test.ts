@@ -167,8 +167,8 @@ describe("@grpc/grpc-js stubs built from the .proto files", () => {
     expect(details[0]).toMatchObject({ reason: "DATA_NOT_VALID", domain: "posterior" });
     expect(details[1]).toMatchObject({ fieldViolations: [{ field: "observation.y" }] });
 
-    const unimplemented = await call(learning, "cancelRun", { runId: "x" }).catch((e: grpc.ServiceError) => e);
-    expect((unimplemented as grpc.ServiceError).code).toBe(grpc.status.UNIMPLEMENTED);
+    const missing = await call(learning, "cancelRun", { runId: "00000000-0000-4000-8000-000000000000" }).catch((e: grpc.ServiceError) => e);
+    expect((missing as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
   });
 });
 

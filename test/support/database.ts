@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import pg from "pg";
 import { inject } from "vitest";
 import { type DatabaseConfig, MEMORY, openDatabase } from "../../src/persistence/database.ts";
+import type { JobQueueOptions } from "../../src/persistence/jobs.ts";
 
 export const TEST_DATABASE_PREFIX = "posterior_test_";
 export const TEMPLATE_DATABASE = `${TEST_DATABASE_PREFIX}template`;
@@ -19,17 +20,22 @@ export function withDatabase(url: string, database: string): string {
 export async function freshDatabaseConfig(): Promise<DatabaseConfig> {
   const url = process.env.DATABASE_URL;
   if (!url) return { dataDir: MEMORY, loadDataDir: new Blob([readFileSync(inject("pgliteDump"))]) };
+  return { url: await createDatabase(url, TEMPLATE_DATABASE), dataDir: MEMORY };
+}
+
+/** A new PostgreSQL database on the server of `url`, copied from `template` (template0: empty). */
+export async function createDatabase(url: string, template = "template0"): Promise<string> {
   const name = `${TEST_DATABASE_PREFIX}${randomUUID().replaceAll("-", "")}`;
   const client = new pg.Client({ connectionString: withDatabase(url, "postgres") });
   await client.connect();
   try {
-    await client.query(`create database "${name}" template "${TEMPLATE_DATABASE}"`);
+    await client.query(`create database "${name}" template "${template}"`);
   } finally {
     await client.end();
   }
-  return { url: withDatabase(url, name), dataDir: MEMORY };
+  return withDatabase(url, name);
 }
 
-export async function openTestDatabase() {
-  return openDatabase(await freshDatabaseConfig());
+export async function openTestDatabase(jobs?: JobQueueOptions) {
+  return openDatabase({ ...(await freshDatabaseConfig()), jobs });
 }

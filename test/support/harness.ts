@@ -5,6 +5,7 @@ import { LearningService } from "../../gen/posterior/v1/learning_service_pb.ts";
 import { ModelService } from "../../gen/posterior/v1/model_service_pb.ts";
 import type { Config } from "../../src/config.ts";
 import type { Database } from "../../src/persistence/database.ts";
+import { DEFAULT_JOB_OPTIONS } from "../../src/persistence/jobs.ts";
 import { createServices, interceptors, routes } from "../../src/server/app.ts";
 import { type RunningServer, startServer } from "../../src/server/server.ts";
 import { freshDatabaseConfig, openTestDatabase } from "./database.ts";
@@ -24,11 +25,22 @@ export const clientsFor = (transport: Transport): Clients => ({
 });
 
 /** The real services, routes and interceptors on a fresh database, without sockets. */
-export async function inMemoryApp(options: { inferBatchLimit?: number } = {}): Promise<Clients & { db: Database }> {
-  const db = await openTestDatabase();
-  const services = createServices({ orm: db.orm, inferBatchLimit: options.inferBatchLimit ?? 100 });
+export async function inMemoryApp(
+  overrides: Partial<Config> = {},
+): Promise<Clients & { db: Database; close: () => Promise<void> }> {
+  const config = testConfig(overrides);
+  const db = await openTestDatabase(config.jobs);
+  const services = createServices(db, config, silentLogger);
+  await services.start();
   const transport = createRouterTransport(routes(services), { router: { interceptors: interceptors(silentLogger) } });
-  return { db, ...clientsFor(transport) };
+  return {
+    db,
+    ...clientsFor(transport),
+    async close() {
+      await services.stop();
+      await db.close();
+    },
+  };
 }
 
 export function testConfig(overrides: Partial<Config> = {}): Config {
@@ -40,6 +52,11 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     inferBatchLimit: 100,
     shutdownGraceMs: 1000,
     corsOrigins: [],
+    learnConcurrency: 1,
+    // Short delays, so that retries show within a test.
+    jobs: { ...DEFAULT_JOB_OPTIONS, learnRetryDelaySeconds: 1, callbackRetryDelaySeconds: 1 },
+    callbackAllow: [],
+    callbackTimeoutMs: 2000,
     ...overrides,
   };
 }

@@ -186,7 +186,7 @@ export const autoregressive: ModelType<Arguments, Parameters, State> = {
         minimum: 1,
         overridable: true,
       },
-      { name: "iterations", type: "integer", description: "Rounds of mean-field coordinate ascent per learn (fixed count, as the reference's 20)", default: 20, minimum: 1 },
+      { name: "iterations", type: "integer", description: "Rounds of mean-field coordinate ascent per learn (fixed count, as the reference's 20)", default: 20, minimum: 1, overridable: true },
       {
         name: "prior_precision",
         type: "number",
@@ -295,12 +295,12 @@ export const autoregressive: ModelType<Arguments, Parameters, State> = {
     };
   },
 
-  learn({ arguments: args, prior, events, sequenceStarts }) {
+  learn({ arguments: args, prior, events, sequenceStarts, onIteration }) {
     const { stats, observations } = laggedStatistics(events, args.order, sequenceStarts);
     if (stats.n === 0) {
       return { parameters: prior, metrics: { dataPoints: 0, iterations: 0, freeEnergy: [], values: { observations } } };
     }
-    const { posterior, freeEnergy } = meanFieldUpdate(prior, stats, args.iterations);
+    const { posterior, freeEnergy } = meanFieldUpdate(prior, stats, args.iterations, onIteration);
     return { parameters: posterior, metrics: { dataPoints: stats.n, iterations: args.iterations, freeEnergy, values: { observations } } };
   },
 };

@@ -104,6 +104,7 @@ export const featureDiscovery: ModelType<Arguments, Parameters, State> = {
         description: "Rounds of mean-field coordinate ascent per learn (fixed count, as the reference server)",
         default: 25,
         minimum: 1,
+        overridable: true,
       },
     ],
     parameters: [
@@ -180,7 +181,7 @@ export const featureDiscovery: ModelType<Arguments, Parameters, State> = {
     };
   },
 
-  learn({ arguments: args, prior, events }) {
+  learn({ arguments: args, prior, events, onIteration }) {
     const stats = emptyStats(prior.mean.length);
     for (const event of events) {
       const y = event.y?.values[0];
@@ -188,7 +189,7 @@ export const featureDiscovery: ModelType<Arguments, Parameters, State> = {
       addObservation(stats, basis(event.x!.values, args.functions), y);
     }
     if (stats.n === 0) return { parameters: prior, metrics: { dataPoints: 0, iterations: 0, freeEnergy: [] } };
-    const { posterior, freeEnergy } = meanFieldUpdate(prior, stats, args.number_of_iterations);
+    const { posterior, freeEnergy } = meanFieldUpdate(prior, stats, args.number_of_iterations, onIteration);
     return { parameters: posterior, metrics: { dataPoints: stats.n, iterations: args.number_of_iterations, freeEnergy } };
   },
 };

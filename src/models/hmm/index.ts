@@ -219,7 +219,7 @@ export interface VbemResult {
 export function vbem(
   prior: Parameters,
   sequences: readonly (readonly number[])[],
-  options: { iterations: number; tolerance: number; seed: number },
+  options: { iterations: number; tolerance: number; seed: number; onIteration?: (iteration: number, total: number) => void },
 ): VbemResult {
   const observations = sequences.reduce((n, s) => n + s.length, 0);
   const start = startingPoint(prior, observations, options.seed);
@@ -233,6 +233,7 @@ export function vbem(
     stats = step.stats;
     const previous = freeEnergy.at(-1);
     freeEnergy.push(step.freeEnergy);
+    options.onIteration?.(it + 1, options.iterations);
     if (previous !== undefined && Math.abs(previous - step.freeEnergy) <= options.tolerance * Math.abs(step.freeEnergy)) {
       converged = true;
       break;
@@ -307,13 +308,14 @@ export const hmm: ModelType<Arguments, Parameters, State> = {
         minimum: 0,
         exclusiveMinimum: true,
       },
-      { name: "iterations", type: "integer", description: "Maximum VB-EM iterations per learn", default: 100, minimum: 1, maximum: 10000 },
+      { name: "iterations", type: "integer", description: "Maximum VB-EM iterations per learn", default: 100, minimum: 1, maximum: 10000, overridable: true },
       {
         name: "tolerance",
         type: "number",
         description: "VB-EM stops early once the free energy changes by at most tolerance·|F| between iterations",
         default: 1e-8,
         minimum: 0,
+        overridable: true,
       },
     ],
     parameters: [
@@ -409,11 +411,11 @@ export const hmm: ModelType<Arguments, Parameters, State> = {
     };
   },
 
-  learn({ arguments: args, prior, events, sequenceStarts, seed }) {
+  learn({ arguments: args, prior, events, sequenceStarts, seed, onIteration }) {
     const sequences = sequencesOf(events, sequenceStarts);
     const dataPoints = sequences.reduce((n, s) => n + s.length, 0);
     if (dataPoints === 0) return { parameters: prior, metrics: { dataPoints: 0, iterations: 0, freeEnergy: [] } };
-    const { posterior, freeEnergy, converged } = vbem(prior, sequences, { iterations: args.iterations, tolerance: args.tolerance, seed });
+    const { posterior, freeEnergy, converged } = vbem(prior, sequences, { iterations: args.iterations, tolerance: args.tolerance, seed, onIteration });
     return {
       parameters: posterior,
       metrics: { dataPoints, iterations: freeEnergy.length, freeEnergy, values: { converged: converged ? 1 : 0, sequences: sequences.length } },

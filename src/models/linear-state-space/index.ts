@@ -181,6 +181,7 @@ export function emLearn(
   r: number,
   d: number,
   iterations: number,
+  onIteration?: (iteration: number, total: number) => void,
 ): EmResult {
   const estep = (a: Float64Array) => {
     const s00 = new Float64Array(d * d);
@@ -223,6 +224,7 @@ export function emLearn(
     a = next;
     stats = estep(a);
     freeEnergy.push(-(stats.ll + logPrior(a, priorMean, priorPrecision, d)));
+    onIteration?.(k + 1, iterations);
   }
   const precision = new Float64Array(d * d);
   for (let i = 0; i < d * d; i++) precision[i] = priorPrecision[i]! + stats.s00[i]! / q;
@@ -320,7 +322,7 @@ export const linearStateSpace: ModelType<Arguments, Parameters, State> = {
         minimum: 0,
         exclusiveMinimum: true,
       },
-      { name: "iterations", type: "integer", description: "EM iterations per learn (a fixed count)", default: 50, minimum: 1, maximum: 10_000 },
+      { name: "iterations", type: "integer", description: "EM iterations per learn (a fixed count)", default: 50, minimum: 1, maximum: 10_000, overridable: true },
     ],
     parameters: [
       {
@@ -421,14 +423,14 @@ export const linearStateSpace: ModelType<Arguments, Parameters, State> = {
     };
   },
 
-  learn({ arguments: args, prior, events, sequenceStarts }) {
+  learn({ arguments: args, prior, events, sequenceStarts, onIteration }) {
     const d = args.state_dimension;
     const sequences = sequencesOf(events, args, sequenceStarts);
     const dataPoints = sequences.reduce((n, s) => n + s.ys.length, 0);
     if (dataPoints === 0) return { parameters: prior, metrics: { dataPoints: 0, iterations: 0, freeEnergy: [] } };
     const priorMean = Float64Array.from(prior.A);
     const priorPrecision = Float64Array.from(prior.precision);
-    const result = emLearn(sequences, priorMean, priorPrecision, priorMean, args.process_noise, args.observation_noise, d, args.iterations);
+    const result = emLearn(sequences, priorMean, priorPrecision, priorMean, args.process_noise, args.observation_noise, d, args.iterations, onIteration);
     return {
       parameters: { A: [...result.A], precision: [...result.precision] },
       metrics: {

@@ -1,0 +1,45 @@
+// Runs a model's learn function off the main thread, so that serving goes on during long runs and
+// a run can be stopped at its next iteration. No database access here: the main thread reads the
+// data and persists the result.
+import { parentPort } from "node:worker_threads";
+import { NotPositiveDefiniteError } from "../math/linalg.ts";
+import { fieldsFromJson } from "../math/tensor.ts";
+import { modelTypes } from "../models/registry.ts";
+import type { LearnerMessage, LearnTask } from "./learner-pool.ts";
+
+const PROGRESS_INTERVAL_MS = 100;
+
+class Stopped extends Error {}
+
+function run(task: LearnTask): LearnerMessage {
+  const model = modelTypes.get(task.model);
+  if (!model) return { kind: "failed", numerical: false, message: `unknown model ${task.model}` };
+  const stop = new Int32Array(task.stop);
+  let reported = 0;
+  try {
+    const output = model.learn({
+      arguments: task.arguments,
+      prior: task.prior,
+      state: task.state,
+      events: task.events.map(fieldsFromJson),
+      sequenceStarts: task.sequenceStarts,
+      seed: task.seed,
+      options: task.options,
+      onIteration(iteration, total) {
+        if (Atomics.load(stop, 0) !== 0) throw new Stopped();
+        const now = performance.now();
+        if (now - reported >= PROGRESS_INTERVAL_MS || iteration === total) {
+          reported = now;
+          parentPort!.postMessage({ kind: "progress", iteration, total } satisfies LearnerMessage);
+        }
+      },
+    });
+    return { kind: "done", output: { parameters: output.parameters, state: output.state, metrics: output.metrics } };
+  } catch (error) {
+    if (error instanceof Stopped) return { kind: "stopped" };
+    const message = error instanceof Error ? error.message : String(error);
+    return { kind: "failed", numerical: error instanceof NotPositiveDefiniteError, message };
+  }
+}
+
+parentPort!.on("message", (task: LearnTask) => parentPort!.postMessage(run(task)));
