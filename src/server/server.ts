@@ -40,10 +40,11 @@ export async function startServer(
       stopping ??= (async () => {
         // Stop accepting and send GOAWAY; unary calls in flight may finish within the grace period.
         const closing = listener.close(config.shutdownGraceMs);
-        // Streams end now with UNAVAILABLE (control loops reconnect elsewhere); what they hold is committed below.
+        // Streams end now with UNAVAILABLE (control loops reconnect elsewhere); what they hold is committed.
         shutdown.abort(new ConnectError("server shutting down", Code.Unavailable));
-        await closing;
-        await services.stop();
+        // Learning runs go back to the queue now rather than holding the shutdown: another replica,
+        // or this one after its restart, runs them again.
+        await Promise.all([closing, services.stop()]);
         await db.close();
         logger.info("posterior stopped");
       })();

@@ -83,6 +83,29 @@ describe("learning runs across crashes and replicas", () => {
     expect(await stopProcess(second)).toBe(0);
   });
 
+  it("sends a run back to the queue when the server is stopped during it, and finishes it after the restart", { timeout: 180_000 }, async () => {
+    const database = await freshDatabaseConfig();
+    const dir = mkdtempSync(join(dataDir, "stop-"));
+    const env = { POSTERIOR_DATA_DIR: dir, ...(database.url ? { DATABASE_URL: database.url } : {}) };
+    const first = await start(env);
+    let c = processClients(first);
+    const id = (await c.models.createInstance({ model: "linear-state-space-model-v1" })).instance!.instanceId;
+    await attachSeries(c, id, 0, 2000);
+    const { run } = await c.learning.learn({ instanceId: id, options: { iterations: 400 } });
+    await watchUntil(c, run!.runId, (r) => (r.progress?.iteration ?? 0) >= 5);
+    const stopping = performance.now();
+    expect(await stopProcess(first)).toBe(0);
+    expect(performance.now() - stopping).toBeLessThan(10_000); // 400 iterations would take several more seconds
+
+    const second = await start(env);
+    c = processClients(second);
+    const interrupted = (await c.learning.getRun({ runId: run!.runId })).run!;
+    expect([RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED]).toContain(interrupted.status);
+    const done = await watchUntil(c, run!.runId, finished);
+    expect(done).toMatchObject({ status: RunStatus.SUCCEEDED, attempts: 2, parametersVersionAfter: 1, error: "" });
+    expect(await stopProcess(second)).toBe(0);
+  });
+
   it.runIf(usingPostgres)("shares the queue between two processes: 50 runs, each executed once", { timeout: 180_000 }, async () => {
     // An empty database: the two processes also race to migrate it.
     const env = { DATABASE_URL: await createDatabase(process.env.DATABASE_URL!) };
