@@ -4,6 +4,8 @@ import type { JobQueueOptions } from "./persistence/jobs.ts";
 export interface Config {
   readonly host: string;
   readonly port: number;
+  /** A second port speaking only gRPC on @grpc/grpc-js; off when undefined. */
+  readonly grpcPort?: number;
   /** Embedded database directory (ignored when databaseUrl is set). */
   readonly dataDir: string;
   readonly databaseUrl?: string;
@@ -31,6 +33,7 @@ export function loadConfig(env: Env): Config {
   return {
     host: env.POSTERIOR_HOST || "127.0.0.1",
     port: integer(env, "POSTERIOR_PORT", 8080, 0, 65535),
+    grpcPort: env.POSTERIOR_GRPC_PORT ? integer(env, "POSTERIOR_GRPC_PORT", 0, 0, 65535) : undefined,
     dataDir: env.POSTERIOR_DATA_DIR || "data",
     databaseUrl: env.DATABASE_URL || undefined,
     logLevel: env.LOG_LEVEL || "info",

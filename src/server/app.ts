@@ -48,10 +48,19 @@ export function createServices(db: Database, options: ServiceOptions, logger: Lo
 
 export type Services = ReturnType<typeof createServices>;
 
+/** The service implementations, mounted by the Connect router and by the optional grpc-js listener. */
+export const serviceImpls = (services: Services) =>
+  [
+    [ModelService, modelService(services.instances, services.episodes)],
+    [InferenceApi, inferenceService(services.inference)],
+    [LearningApi, learningService(services.learning)],
+  ] as const;
+
 export const routes = (services: Services) => (router: ConnectRouter) => {
-  router.service(ModelService, modelService(services.instances, services.episodes));
-  router.service(InferenceApi, inferenceService(services.inference));
-  router.service(LearningApi, learningService(services.learning));
+  const [models, inference, learning] = serviceImpls(services);
+  router.service(...models);
+  router.service(...inference);
+  router.service(...learning);
 };
 
 export const interceptors = (logger: Logger) => [observe(logger)];

@@ -6,35 +6,41 @@ import { isUnexpected, toConnectError } from "../api/errors.ts";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 
+/** A call's request id (the client's, or a new one), its logger, and its one access-log line. */
+export function beginCall(root: Logger, rpc: string, clientRequestId: string | null | undefined) {
+  const id = clientRequestId || randomUUID();
+  const log = root.child({ requestId: id, rpc });
+  const started = performance.now();
+  const done = (error?: unknown) => {
+    const ms = Math.round((performance.now() - started) * 1000) / 1000;
+    if (error === undefined) return log.info({ ms, code: "ok" }, "rpc");
+    const code = Code[toConnectError(error).code];
+    if (isUnexpected(error)) log.error({ ms, code, err: error }, "rpc failed");
+    else log.info({ ms, code, message: (error as Error).message }, "rpc");
+  };
+  return { id, log, done };
+}
+
 /**
- * Outermost interceptor: gives every call a request id (the client's, or a new one), a logger that
- * carries it, one access-log line, and the mapping of domain errors to gRPC codes.
+ * Outermost interceptor: gives every call a request id, a logger that carries it, one access-log
+ * line, and the mapping of domain errors to gRPC codes.
  */
 export function observe(root: Logger): Interceptor {
   return (next) => async (req) => {
-    const id = req.header.get(REQUEST_ID_HEADER) || randomUUID();
-    const log = root.child({ requestId: id, rpc: `${req.service.typeName}/${req.method.name}` });
-    req.contextValues.set(requestLogger, log);
-    const started = performance.now();
-    const done = (error?: unknown) => {
-      const ms = Math.round((performance.now() - started) * 1000) / 1000;
-      if (error === undefined) return log.info({ ms, code: "ok" }, "rpc");
-      const code = Code[toConnectError(error).code];
-      if (isUnexpected(error)) log.error({ ms, code, err: error }, "rpc failed");
-      else log.info({ ms, code, message: (error as Error).message }, "rpc");
-    };
+    const call = beginCall(root, `${req.service.typeName}/${req.method.name}`, req.header.get(REQUEST_ID_HEADER));
+    req.contextValues.set(requestLogger, call.log);
     try {
       const res = await next(req);
-      res.header.set(REQUEST_ID_HEADER, id);
+      res.header.set(REQUEST_ID_HEADER, call.id);
       if (!res.stream) {
-        done();
+        call.done();
         return res;
       }
-      return { ...res, message: watchStream(res.message, done) };
+      return { ...res, message: watchStream(res.message, call.done) };
     } catch (error) {
-      done(error);
+      call.done(error);
       const e = toConnectError(error);
-      e.metadata.set(REQUEST_ID_HEADER, id);
+      e.metadata.set(REQUEST_ID_HEADER, call.id);
       throw e;
     }
   };

@@ -13,7 +13,7 @@ import { clientsFor, startTestServer } from "../support/harness.ts";
 
 let server: Awaited<ReturnType<typeof startTestServer>>;
 beforeAll(async () => {
-  server = await startTestServer();
+  server = await startTestServer({ grpcPort: 0 });
 });
 afterAll(() => server.stop());
 
@@ -102,7 +102,8 @@ describe("connect-node and connect-web clients", () => {
   }
 });
 
-describe("@grpc/grpc-js stubs built from the .proto files", () => {
+// The same stubs against the main port (connect-node) and the optional gRPC-only port (grpc-js).
+describe.each(["main", "gRPC-only"] as const)("@grpc/grpc-js stubs built from the .proto files, %s port", (which) => {
   const definition = protoLoader.loadSync(
     ["posterior/v1/model_service.proto", "posterior/v1/inference_service.proto", "posterior/v1/learning_service.proto"],
     { includeDirs: ["proto"], longs: String, enums: String, defaults: true, oneofs: true },
@@ -119,7 +120,7 @@ describe("@grpc/grpc-js stubs built from the .proto files", () => {
   let inference: grpc.Client;
   let learning: grpc.Client;
   beforeAll(() => {
-    const address = `127.0.0.1:${server.port}`;
+    const address = `127.0.0.1:${which === "main" ? server.port : server.grpcPort}`;
     models = new pkg.ModelService(address, grpc.credentials.createInsecure());
     inference = new pkg.InferenceService(address, grpc.credentials.createInsecure());
     learning = new pkg.LearningService(address, grpc.credentials.createInsecure());
@@ -169,6 +170,35 @@ describe("@grpc/grpc-js stubs built from the .proto files", () => {
 
     const missing = await call(learning, "cancelRun", { runId: "00000000-0000-4000-8000-000000000000" }).catch((e: grpc.ServiceError) => e);
     expect((missing as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
+  });
+
+  it("streams: WatchRun to the run's final state, and an InferStream control loop", async () => {
+    const { instance } = await call<{ instance: { instanceId: string } }>(models, "createInstance", { model: "beta-bernoulli-v1" });
+    const instanceId = instance.instanceId;
+    await call(models, "attachEvents", { instanceId, events: [{ data: { y: { values: [1] } } }] });
+    const { run } = await call<{ run: { runId: string } }>(learning, "learn", { instanceId });
+    const collect = <T>(stream: grpc.ClientReadableStream<T> | grpc.ClientDuplexStream<unknown, T>) =>
+      new Promise<T[]>((resolve, reject) => {
+        const messages: T[] = [];
+        stream.on("data", (m: T) => messages.push(m));
+        stream.on("error", reject);
+        stream.on("end", () => resolve(messages));
+      });
+    const stubs = { learning, inference } as unknown as {
+      learning: { watchRun(req: object): grpc.ClientReadableStream<{ run: { status: string } }> };
+      inference: { inferStream(): grpc.ClientDuplexStream<object, { tick: string; durableTick: string }> };
+    };
+    const watched = await collect(stubs.learning.watchRun({ runId: run.runId }));
+    expect(watched.at(-1)?.run.status).toBe("RUN_STATUS_SUCCEEDED");
+
+    const loop = stubs.inference.inferStream();
+    const replies = collect(loop);
+    loop.write({ start: { instanceId } });
+    for (const y of [1, 0, 1]) loop.write({ tick: { observation: { y: { values: [y] } } } });
+    loop.end();
+    const ticks = (await replies).map((r) => [r.tick, r.durableTick]);
+    expect(ticks.slice(0, 3).map(([tick]) => tick)).toEqual(["1", "2", "3"]);
+    expect(ticks.at(-1)).toEqual(["0", "3"]);
   });
 });
 

@@ -1,0 +1,94 @@
+// Shared by the benchmarks: a server process started as a user would, its CPU time, percentiles
+// and Markdown tables.
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { cpus } from "node:os";
+
+export interface BenchServer {
+  readonly port: number;
+  readonly pid: number;
+  readonly child: ChildProcess;
+  /** Milliseconds from spawn to the "posterior listening" log line. */
+  readonly startMs: number;
+  /** User + system CPU seconds the process has used so far. */
+  cpuSeconds(): number;
+  stop(): Promise<void>;
+}
+
+/** Starts `node src/main.ts` with `env` (an in-memory PGlite database unless told otherwise). */
+export function startServer(env: Record<string, string> = {}): Promise<BenchServer> {
+  const started = performance.now();
+  const child = spawn(process.execPath, ["src/main.ts"], {
+    env: {
+      ...process.env,
+      POSTERIOR_PORT: "0",
+      POSTERIOR_DATA_DIR: "memory://",
+      LOG_LEVEL: "info",
+      DATABASE_URL: process.env.DATABASE_URL ?? "",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    let output = "";
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const port = /"port":(\d+)/.exec(output)?.[1];
+      if (!port) return;
+      child.stdout!.off("data", onData);
+      child.stdout!.resume();
+      resolve({
+        port: Number(port),
+        pid: child.pid!,
+        child,
+        startMs: performance.now() - started,
+        cpuSeconds: () => cpuSecondsOf(child.pid!),
+        stop: () =>
+          new Promise((done) => {
+            if (child.exitCode !== null || child.signalCode !== null) return done();
+            child.once("exit", () => done()).kill("SIGTERM");
+          }),
+      });
+    };
+    child.stdout!.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`server exited with ${code} before listening:\n${output}`)));
+  });
+}
+
+/** User + system CPU seconds of a process, from /proc (Linux). */
+export function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** CPU seconds of this process. */
+export const ownCpuSeconds = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+
+export const percentile = (sorted: readonly number[], p: number) =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+
+export function table(headers: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
+  const cell = (v: string | number) => (typeof v === "number" ? format(v) : v);
+  return [
+    `| ${headers.join(" | ")} |`,
+    `|${headers.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`),
+  ].join("\n");
+}
+
+export function format(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const abs = Math.abs(v);
+  if (abs >= 1000) return Math.round(v).toLocaleString("en-US");
+  if (abs >= 10) return v.toFixed(1);
+  if (abs >= 0.1) return v.toFixed(2);
+  return v.toPrecision(2);
+}
+
+export const machine = () =>
+  `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}, ${process.env.DATABASE_URL ? "PostgreSQL" : "PGlite"}, ${new Date().toISOString()}`;

@@ -1,0 +1,168 @@
+// An optional second port that speaks only gRPC, on @grpc/grpc-js, for backends whose call rate
+// makes connect-node's per-call cost matter (see README, "Measured figures"). It mounts the very
+// same service implementations as the main port; only the transport differs.
+import { create, type DescMessage, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { createContextValues, createHandlerContext, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { requestLogger } from "../api/context.ts";
+import { toConnectError } from "../api/errors.ts";
+import { beginCall, REQUEST_ID_HEADER } from "./interceptors.ts";
+
+type AnyImpl = (input: unknown, context: HandlerContext) => unknown;
+
+export interface GrpcListener {
+  readonly port: number;
+  /** Stops accepting calls, lets those in flight finish for up to `graceMs`, then ends the rest. */
+  close(graceMs: number): Promise<void>;
+}
+
+export async function listenGrpc(
+  implementations: ReadonlyArray<readonly [DescService, ServiceImpl<DescService>]>,
+  options: {
+    host: string;
+    port: number;
+    tls?: { key: Buffer; cert: Buffer };
+    logger: Logger;
+    shutdownSignal: AbortSignal;
+  },
+): Promise<GrpcListener> {
+  const server = new grpc.Server({ "grpc.max_receive_message_length": 16 << 20, "grpc.max_send_message_length": 64 << 20 });
+  for (const [service, impl] of implementations) {
+    for (const method of service.methods) {
+      const handler = handlerFor(service, method, (impl as unknown as Record<string, AnyImpl>)[method.localName]!, options);
+      server.register(`/${service.typeName}/${method.name}`, handler, serializer(method.output), deserializer(method.input), callType(method));
+    }
+  }
+  const credentials = options.tls
+    ? grpc.ServerCredentials.createSsl(null, [{ private_key: options.tls.key, cert_chain: options.tls.cert }])
+    : grpc.ServerCredentials.createInsecure();
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${options.host}:${options.port}`, credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  return {
+    port,
+    close: (graceMs) =>
+      new Promise((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}
+
+const serializer = (schema: DescMessage) => (message: unknown) =>
+  Buffer.from(toBinary(schema, create(schema, message as never)));
+
+const deserializer = (schema: DescMessage) => (bytes: Buffer) => fromBinary(schema, bytes);
+
+function callType(method: DescMethod): "unary" | "serverStream" | "clientStream" | "bidi" {
+  switch (method.methodKind) {
+    case "unary":
+      return "unary";
+    case "server_streaming":
+      return "serverStream";
+    case "client_streaming":
+      return "clientStream";
+    default:
+      return "bidi";
+  }
+}
+
+type Call = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+
+function handlerFor(
+  service: DescService,
+  method: DescMethod,
+  impl: AnyImpl,
+  options: { logger: Logger; shutdownSignal: AbortSignal },
+): grpc.UntypedHandleCall {
+  const path = `/${service.typeName}/${method.name}`;
+  const begin = (call: Call) => {
+    const requestId = call.metadata.get(REQUEST_ID_HEADER)[0]?.toString();
+    const observed = beginCall(options.logger, `${service.typeName}/${method.name}`, requestId);
+    const cancelled = new AbortController();
+    (call as NodeJS.EventEmitter).once("cancelled", () => cancelled.abort());
+    const deadline = call.getDeadline();
+    const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    const context = createHandlerContext({
+      service,
+      method,
+      protocolName: "grpc",
+      requestMethod: "POST",
+      url: path,
+      requestSignal: cancelled.signal,
+      shutdownSignal: options.shutdownSignal,
+      timeoutMs: Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined,
+      requestHeader: headersOf(call.metadata),
+      contextValues: createContextValues().set(requestLogger, observed.log),
+    });
+    const metadata = new grpc.Metadata();
+    metadata.set(REQUEST_ID_HEADER, observed.id);
+    const fail = (error: unknown): grpc.ServiceError => {
+      observed.done(error);
+      return statusOf(error, metadata);
+    };
+    return { context, metadata, done: observed.done, fail };
+  };
+
+  if (method.methodKind === "unary") {
+    return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const { context, metadata, done, fail } = begin(call);
+      Promise.resolve()
+        .then(() => impl(call.request, context))
+        .then(
+          (response) => {
+            done();
+            callback(null, response, metadata);
+          },
+          (error: unknown) => callback(fail(error)),
+        )
+        .finally(() => context.abort());
+    };
+  }
+  if (method.methodKind === "client_streaming") throw new Error(`${path}: client streaming is not served on the gRPC port`);
+  return (call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) => {
+    const { context, metadata, done, fail } = begin(call);
+    call.sendMetadata(metadata);
+    const input = method.methodKind === "server_streaming" ? (call as grpc.ServerWritableStream<unknown, unknown>).request : (call as AsyncIterable<unknown>);
+    void (async () => {
+      try {
+        for await (const message of impl(input, context) as AsyncIterable<unknown>) {
+          if (!call.write(message)) await new Promise((resolve) => call.once("drain", resolve));
+        }
+        done();
+        call.end(metadata);
+      } catch (error) {
+        call.emit("error", fail(error));
+      } finally {
+        context.abort();
+      }
+    })();
+  };
+}
+
+function headersOf(metadata: grpc.Metadata): Headers {
+  const headers = new Headers();
+  for (const [key, values] of Object.entries(metadata.getMap())) {
+    if (!key.endsWith("-bin")) headers.set(key, String(values));
+  }
+  return headers;
+}
+
+/** The same code, message and google.rpc details the main port sends, as grpc-js status. */
+function statusOf(error: unknown, metadata: grpc.Metadata): grpc.ServiceError {
+  const connectError = toConnectError(error);
+  const trailer = new Headers();
+  setTrailerStatus(trailer, connectError);
+  const details = trailer.get("grpc-status-details-bin");
+  if (details) metadata.set("grpc-status-details-bin", Buffer.from(details, "base64"));
+  return Object.assign(new Error(connectError.rawMessage), {
+    code: connectError.code as number as grpc.status,
+    details: connectError.rawMessage,
+    metadata,
+  });
+}
