@@ -3,10 +3,14 @@ import type { Tensor } from "../math/tensor.ts";
 import type { InferOutput, JsonObject } from "../models/types.ts";
 import { type Violation, validateData } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
-import { appendEvents } from "../persistence/events.ts";
-import { invalidData, invalidRequest, numerically } from "./errors.ts";
+import { announceInstanceChange } from "../persistence/changes.ts";
+import { Instance } from "../persistence/entities.ts";
+import { appendEvents, type NewEvent } from "../persistence/events.ts";
+import { DomainError, invalidData, invalidRequest, numerically } from "./errors.ts";
+import { EventWriter } from "./event-writer.ts";
+import type { InstanceCache, InstanceSnapshot } from "./instance-cache.ts";
 import { InferenceStream, type StreamStart } from "./streams.ts";
-import { callArguments, DEFAULT_EPISODE, fieldsToJson, findEpisode, findInstance, modelOf, parametersAfterRun } from "./records.ts";
+import { callArguments, DEFAULT_EPISODE, fieldsToJson, findEpisode, modelOf, parametersAfterRun } from "./records.ts";
 
 export interface InferInput {
   readonly instanceId: string;
@@ -37,17 +41,21 @@ export type BatchRow = { ok: true; result: InferResult } | { ok: false; error: u
 export class InferenceService {
   readonly #orm: AppOrm;
   readonly #batchLimit: number;
+  readonly #cache: InstanceCache;
+  readonly #events: EventWriter;
   readonly #streams = new Set<InferenceStream>();
 
-  constructor(orm: AppOrm, options: { batchLimit: number }) {
+  constructor(orm: AppOrm, cache: InstanceCache, options: { batchLimit: number }) {
     this.#orm = orm;
+    this.#cache = cache;
+    this.#events = new EventWriter(orm);
     this.#batchLimit = options.batchLimit;
   }
 
   async infer(input: InferInput): Promise<InferResult> {
     const episodeName = input.episode || DEFAULT_EPISODE;
     const em = this.#orm.em.fork();
-    const instance = await findInstance(em, input.instanceId);
+    const instance = await this.#cache.get(em, input.instanceId);
     const model = modelOf(instance.model);
     const args = callArguments(model, instance, input.arguments);
     const violations: Violation[] = [
@@ -57,8 +65,8 @@ export class InferenceService {
     if (violations.length > 0) throw invalidData(violations);
 
     const pinned = input.runId
-      ? await parametersAfterRun(em, instance, input.runId)
-      : { parameters: instance.parameters, version: instance.parametersVersion, runId: instance.parametersRunId ?? "" };
+      ? await parametersAfterRun(em, instance.id, input.runId)
+      : { parameters: instance.parameters, version: instance.parametersVersion, runId: instance.parametersRunId };
     // A stochastic decision's randomness depends only on (instance seed, episode, decision index),
     // so the same decision comes out the same on any replica and after any restart.
     if (input.decisionIndex !== undefined && !Number.isSafeInteger(input.decisionIndex)) {
@@ -66,7 +74,7 @@ export class InferenceService {
     }
     let decisionIndex = input.decisionIndex ?? 0;
     if (input.decisionIndex === undefined && model.schema.stochastic) {
-      decisionIndex = (await findEpisode(em, instance, episodeName)).eventCount + 1;
+      decisionIndex = (await findEpisode(em, em.getReference(Instance, instance.id), episodeName)).eventCount + 1;
     }
     const seed = model.schema.stochastic ? deriveSeed(instance.seed, episodeName, decisionIndex) : 0;
     const output = numerically("inference", () =>
@@ -81,20 +89,14 @@ export class InferenceService {
       }),
     );
 
+    const event = input.storeEvent
+      ? { timestamp: input.timestamp ?? new Date(), data: fieldsToJson(input.observation), metadata: input.metadata ?? null }
+      : undefined;
     let eventSeq = 0;
-    if (input.storeEvent || output.state !== undefined) {
-      eventSeq = await em.transactional(async (tx) => {
-        let seq = 0;
-        if (input.storeEvent) {
-          const episode = await findEpisode(tx, instance, episodeName, true);
-          const event = { timestamp: input.timestamp ?? new Date(), data: fieldsToJson(input.observation), metadata: input.metadata ?? null };
-          seq = (await appendEvents(tx, episode, [event])).firstSeq;
-        }
-        // A concurrent state change fails the optimistic version check: ABORTED, for the client to retry.
-        if (output.state !== undefined) instance.state = output.state as JsonObject;
-        await tx.flush();
-        return seq;
-      });
+    if (output.state !== undefined) {
+      eventSeq = await this.#writeState(instance, output.state as JsonObject, episodeName, event);
+    } else if (event) {
+      eventSeq = await this.#events.append(instance.id, episodeName, event);
     }
     const { state: _state, ...outputs } = output;
     return {
@@ -106,6 +108,31 @@ export class InferenceService {
       parametersRunId: pinned.runId,
       seed,
     };
+  }
+
+  /** The new filter state, with the observation when it is stored, in one transaction. */
+  async #writeState(instance: InstanceSnapshot, state: JsonObject, episodeName: string, event: NewEvent | undefined): Promise<number> {
+    const seq = await this.#orm.em.fork().transactional(async (tx) => {
+      let first = 0;
+      if (event) {
+        const episode = await findEpisode(tx, tx.getReference(Instance, instance.id), episodeName, true);
+        first = (await appendEvents(tx, episode, [event])).firstSeq;
+      }
+      // State read from an older version of the row: another writer came first, and the client retries.
+      const updated = await tx.nativeUpdate(
+        Instance,
+        { id: instance.id, version: instance.version },
+        { state, version: instance.version + 1, updatedAt: new Date() },
+      );
+      if (updated === 0) {
+        throw new DomainError("aborted", "CONCURRENT_MODIFICATION", "the instance was changed concurrently; retry");
+      }
+      await announceInstanceChange(tx, instance.id);
+      await tx.flush();
+      return first;
+    });
+    this.#cache.invalidate(instance.id);
+    return seq;
   }
 
   /** Opens a control-loop stream; `drain` waits for its final commit. */
@@ -120,12 +147,14 @@ export class InferenceService {
       await stream.close();
     } finally {
       this.#streams.delete(stream);
+      this.#cache.invalidate(stream.instanceId);
     }
   }
 
-  /** Commits what every open stream still holds (at shutdown, before the database closes). */
+  /** Commits what every open stream and the event writer still hold (at shutdown, before the database closes). */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.#streams].map((s) => this.closeStream(s)));
+    await this.#events.flush();
   }
 
   /** Rows are independent: each succeeds or fails on its own, in request order. */

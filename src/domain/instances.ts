@@ -5,8 +5,10 @@ import type { JsonObject, ModelSchema } from "../models/types.ts";
 import { resolveModelArguments } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
 import { Episode, Instance } from "../persistence/entities.ts";
+import { announceInstanceChange } from "../persistence/changes.ts";
 import { episodeCounts } from "../persistence/queries.ts";
 import { invalidData, invalidRequest } from "./errors.ts";
+import type { InstanceCache } from "./instance-cache.ts";
 import {
   DEFAULT_EPISODE,
   findInstance,
@@ -35,9 +37,11 @@ const MAX_DESCRIPTION = 1024;
 
 export class InstanceService {
   readonly #orm: AppOrm;
+  readonly #cache: InstanceCache | undefined;
 
-  constructor(orm: AppOrm) {
+  constructor(orm: AppOrm, cache?: InstanceCache) {
     this.#orm = orm;
+    this.#cache = cache;
   }
 
   listModelTypes(): ModelSchema[] {
@@ -98,10 +102,13 @@ export class InstanceService {
   }
 
   async delete(id: string): Promise<void> {
-    const em = this.#orm.em.fork();
-    const instance = await findInstance(em, id);
-    // Episodes, events and runs go with it through ON DELETE CASCADE.
-    await em.nativeDelete(Instance, { id: instance.id });
+    await this.#orm.em.fork().transactional(async (em) => {
+      const instance = await findInstance(em, id);
+      // Episodes, events and runs go with it through ON DELETE CASCADE.
+      await em.nativeDelete(Instance, { id: instance.id });
+      await announceInstanceChange(em, instance.id);
+    });
+    this.#cache?.invalidate(id);
   }
 
   async getParameters(id: string, runId: string): Promise<ParametersView> {

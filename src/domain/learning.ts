@@ -3,11 +3,13 @@ import { LockMode } from "@mikro-orm/core";
 import type { Logger } from "pino";
 import type { JsonObject } from "../models/types.ts";
 import type { Database } from "../persistence/database.ts";
+import { announceInstanceChange } from "../persistence/changes.ts";
 import { Episode, Run } from "../persistence/entities.ts";
 import { CALLBACK_QUEUE, LEARN_QUEUE } from "../persistence/jobs.ts";
 import { type CallbackOptions, checkCallbackUrl, deliverCallback } from "./callbacks.ts";
 import { appendValidEvents, type EventInput } from "./episodes.ts";
 import { DomainError, invalidRequest, notFound } from "./errors.ts";
+import type { InstanceCache } from "./instance-cache.ts";
 import { LearnerPool } from "./learner-pool.ts";
 import { callArguments, DEFAULT_EPISODE, findInstance, findRun, modelOf, pageSize, pageToken } from "./records.ts";
 import { RunExecutor } from "./run-executor.ts";
@@ -53,11 +55,14 @@ export class LearningService {
   readonly #executor: RunExecutor;
   #recovery?: NodeJS.Timeout;
 
-  constructor(db: Database, options: LearningOptions, logger: Logger) {
+  readonly #cache: InstanceCache;
+
+  constructor(db: Database, cache: InstanceCache, options: LearningOptions, logger: Logger) {
     this.#db = db;
+    this.#cache = cache;
     this.#options = options;
     this.#logger = logger;
-    this.#executor = new RunExecutor(db.orm, db.jobs, this.#learners, this.#events, logger);
+    this.#executor = new RunExecutor(db.orm, db.jobs, this.#learners, this.#events, cache, logger);
   }
 
   /** Starts this process's workers for runs and callbacks. */
@@ -234,9 +239,11 @@ export class LearningService {
         cursorsAfter: Object.fromEntries(episodes.map((e) => [e.id, e.learnedCount])),
         metrics: { dataPoints: 0, durationSeconds: 0 },
       });
+      await announceInstanceChange(em, instance.id);
       await em.flush();
       return runView(run);
     });
+    this.#cache.invalidate(view.instanceId);
     this.#logger.info({ instance: instanceId, from: runId, point, runId: view.id }, "parameters restored");
     return view;
   }

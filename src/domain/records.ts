@@ -44,7 +44,7 @@ export async function findEpisode(em: EntityManager, instance: Instance, name: s
   return episode;
 }
 
-export async function findRun(em: EntityManager, id: string, instance?: Instance): Promise<Run> {
+export async function findRun(em: EntityManager, id: string, instance?: Instance | string): Promise<Run> {
   const runId = requireUuid("run_id", id);
   const run = await em.findOne(Run, instance ? { id: runId, instance } : { id: runId });
   if (!run) throw notFound("RUN", "run_id", id);
@@ -52,7 +52,7 @@ export async function findRun(em: EntityManager, id: string, instance?: Instance
 }
 
 /** The parameters an instance had right after one of its runs. */
-export async function parametersAfterRun(em: EntityManager, instance: Instance, runId: string) {
+export async function parametersAfterRun(em: EntityManager, instance: Instance | string, runId: string) {
   const run = await findRun(em, runId, instance);
   if (!run.parametersAfter || run.versionAfter == null) {
     throw invalidRequest("run_id", `run ${runId} did not produce parameters (status ${run.status})`);
@@ -125,7 +125,12 @@ export function pageSize(requested: number, fallback: number, maximum: number, f
 }
 
 /** The instance's arguments with this call's overrides, which the schema must allow. */
-export function callArguments(model: AnyModelType, instance: Instance, overrides: JsonObject, field = "arguments"): JsonObject {
+export function callArguments(
+  model: AnyModelType,
+  instance: { readonly arguments: JsonObject },
+  overrides: JsonObject,
+  field = "arguments",
+): JsonObject {
   const names = Object.keys(overrides);
   if (names.length === 0) return instance.arguments;
   const fixed = names.filter((n) => !model.schema.arguments.find((a) => a.name === n)?.overridable);

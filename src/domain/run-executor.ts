@@ -5,9 +5,11 @@ import type { Logger } from "pino";
 import type { JsonObject } from "../models/types.ts";
 import type { AppOrm } from "../persistence/database.ts";
 import { Episode, Run, type StoredEpisodeRange } from "../persistence/entities.ts";
+import { announceInstanceChange } from "../persistence/changes.ts";
 import { readEventData } from "../persistence/events.ts";
 import { CALLBACK_QUEUE, type JobQueue, LEARN_QUEUE } from "../persistence/jobs.ts";
 import { DomainError, notFound } from "./errors.ts";
+import type { InstanceCache } from "./instance-cache.ts";
 import { LearnerFailure, type LearnerPool, type LearnResult } from "./learner-pool.ts";
 import { callArguments, DEFAULT_EPISODE, findInstance, modelOf } from "./records.ts";
 import { isFinished, type RunEvents, type RunProgress } from "./runs.ts";
@@ -59,12 +61,14 @@ export class RunExecutor {
   readonly #learners: LearnerPool;
   readonly #events: RunEvents;
   readonly #logger: Logger;
+  readonly #cache: InstanceCache;
   readonly #worker = `${hostname()}:${process.pid}`;
   /** Runs executing in this process: how to stop them, and their latest progress. */
   readonly #local = new Map<string, { controller: AbortController; progress: RunProgress }>();
 
-  constructor(orm: AppOrm, jobs: JobQueue, learners: LearnerPool, events: RunEvents, logger: Logger) {
+  constructor(orm: AppOrm, jobs: JobQueue, learners: LearnerPool, events: RunEvents, cache: InstanceCache, logger: Logger) {
     this.#orm = orm;
+    this.#cache = cache;
     this.#jobs = jobs;
     this.#learners = learners;
     this.#events = events;
@@ -259,8 +263,10 @@ export class RunExecutor {
         metrics: { ...learned.metrics, durationSeconds: (finished.getTime() - run.startedAt!.getTime()) / 1000 },
       });
       await this.#sendCallback(em, run);
+      await announceInstanceChange(em, instance.id);
       return true;
     });
+    if (committed) this.#cache.invalidate(snapshot.instanceId);
     if (committed) this.#logger.info({ runId, instance: snapshot.instanceId, dataPoints: snapshot.events.length }, "run succeeded");
     return committed;
   }

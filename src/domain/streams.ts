@@ -7,6 +7,7 @@ import type { AnyModelType, Fields, JsonObject } from "../models/types.ts";
 import { type Violation, validateData } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
 import { Instance } from "../persistence/entities.ts";
+import { announceInstanceChange } from "../persistence/changes.ts";
 import { appendEvents, type NewEvent } from "../persistence/events.ts";
 import { invalidData, numerically } from "./errors.ts";
 import type { InferResult } from "./inference.ts";
@@ -129,6 +130,10 @@ export class InferenceStream {
     return { tick, result, error, deadlineExceeded, durableTick: this.#durableTick, durableEventSeq: this.#durableEventSeq };
   }
 
+  get instanceId(): string {
+    return this.#instance.id;
+  }
+
   /** What is committed: every tick up to `tick`, every event of the episode up to `eventSeq`. */
   get durable(): { tick: number; eventSeq: number } {
     return { tick: this.#durableTick, eventSeq: this.#durableEventSeq };
@@ -224,6 +229,7 @@ export class InferenceStream {
         // While a stream is open it owns the instance state: the last tick's belief is what is kept.
         const instance = await tx.findOneOrFail(Instance, { id: this.#instance.id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
         instance.state = state;
+        await announceInstanceChange(tx, instance.id);
       }
       await tx.flush();
       return seq;

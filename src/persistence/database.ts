@@ -45,6 +45,8 @@ export type AppOrm = MikroORM;
 export interface Database {
   readonly orm: AppOrm;
   readonly kind: "postgresql" | "pglite";
+  /** The PostgreSQL connection string; undefined for PGlite. */
+  readonly url?: string;
   readonly jobs: JobQueue;
   close(): Promise<void>;
 }
@@ -74,6 +76,7 @@ export async function openDatabase(config: DatabaseConfig, logger?: Logger): Pro
     return {
       orm,
       kind: config.url ? "postgresql" : "pglite",
+      url: config.url,
       jobs,
       async close() {
         await jobs.stop();

@@ -11,7 +11,9 @@ import { modelService } from "../api/model-service.ts";
 import { EpisodeService } from "../domain/episodes.ts";
 import { InferenceService } from "../domain/inference.ts";
 import { InstanceService } from "../domain/instances.ts";
+import { InstanceCache } from "../domain/instance-cache.ts";
 import { LearningService } from "../domain/learning.ts";
+import { listenForInstanceChanges } from "../persistence/changes.ts";
 import type { Database } from "../persistence/database.ts";
 import { observe, REQUEST_ID_HEADER } from "./interceptors.ts";
 import type { RequestHandler } from "./listen.ts";
@@ -25,23 +27,30 @@ export interface ServiceOptions {
 
 export function createServices(db: Database, options: ServiceOptions, logger: Logger) {
   const { orm } = db;
-  const inference = new InferenceService(orm, { batchLimit: options.inferBatchLimit });
+  const cache = new InstanceCache();
+  const inference = new InferenceService(orm, cache, { batchLimit: options.inferBatchLimit });
   const learning = new LearningService(
     db,
+    cache,
     { concurrency: options.learnConcurrency, callbacks: { allow: options.callbackAllow, timeoutMs: options.callbackTimeoutMs } },
     logger,
   );
+  let stopListening = async () => {};
   return {
-    instances: new InstanceService(orm),
+    instances: new InstanceService(orm, cache),
     episodes: new EpisodeService(orm),
     inference,
     learning,
-    /** Starts the background workers (learning runs, callbacks). */
-    start: () => learning.start(),
+    /** Starts the background workers (learning runs, callbacks) and, on PostgreSQL, listens for other replicas' changes. */
+    async start() {
+      if (db.url) stopListening = await listenForInstanceChanges(db.url, (id) => cache.invalidate(id), () => cache.clear(), logger);
+      await learning.start();
+    },
     /** Stops background work and commits what open streams hold; the database stays open. */
     async stop() {
       await learning.stop();
       await inference.drain();
+      await stopListening();
     },
   };
 }

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
 import { type InferStreamRequest, InferStreamRequestSchema } from "../../gen/posterior/v1/inference_service_pb.ts";
 import { EpisodeService } from "../../src/domain/episodes.ts";
+import { InstanceCache } from "../../src/domain/instance-cache.ts";
 import { InferenceService } from "../../src/domain/inference.ts";
 import { InstanceService } from "../../src/domain/instances.ts";
 import { scalar } from "../../src/math/tensor.ts";
@@ -224,7 +225,7 @@ describe("stream durability at shutdown", () => {
   it("drains what open streams hold before the database closes", async () => {
     const db = await openTestDatabase();
     try {
-      const inference = new InferenceService(db.orm, { batchLimit: 100 });
+      const inference = new InferenceService(db.orm, new InstanceCache(), { batchLimit: 100 });
       const instance = await new InstanceService(db.orm).create({ model: "beta-bernoulli-v1", description: "", arguments: {} });
       const stream = await inference.openStream({ instanceId: instance.id, episode: "", storeEvent: true, arguments: {} });
       for (const y of [1, 0, 1]) await stream.tick({ observation: { y: scalar(y) }, goal: {} });
