@@ -7,7 +7,7 @@
 // Each of ingest, batch and learn starts its own server (in-memory PGlite, or DATABASE_URL). Every figure
 // printed is measured in this run; the targets are the performance issue's.
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Timestamp, timestampMs } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient } from "@connectrpc/connect";
@@ -455,11 +455,12 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-console.log(`${machine()}; sections: ${chosen.join(", ")}`);
+const load = () => loadavg().map((l) => l.toFixed(2)).join(", ");
+console.log(`${machine()}; sections: ${chosen.join(", ")}; load average at start ${load()}`);
 const began = performance.now();
 try {
   for (const section of chosen) await run[section]();
-  console.log(`\nTotal bench time ${format(seconds(performance.now() - began))} s.`);
+  console.log(`\nTotal bench time ${format(seconds(performance.now() - began))} s; load average at the end ${load()} (other processes on the machine count too).`);
 } catch (error) {
   console.error(error);
   process.exitCode = 1;

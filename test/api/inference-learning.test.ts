@@ -123,6 +123,36 @@ describe("inference", () => {
     expect(events[0]?.metadata).toEqual({ src: "t" });
   });
 
+  it("commits concurrent stored observations together: every call gets its own number, none is lost", async () => {
+    const id = await create();
+    await app.models.createEpisode({ instanceId: id, name: "other" });
+    const calls = Array.from({ length: 300 }, (_, i) =>
+      app.inference.infer({ instanceId: id, observation: { y: tensor(i % 2) }, episode: i % 3 === 0 ? "other" : "default" }),
+    );
+    const missing = app.inference.infer({ instanceId: id, observation: { y: tensor(1) }, episode: "nope" });
+    const results = await Promise.all(calls);
+    await expectFailure(missing, Code.NotFound, "EPISODE_NOT_FOUND");
+    for (const episode of ["default", "other"]) {
+      const seqs = results.filter((r) => r.episode === episode).map((r) => Number(r.eventSeq));
+      expect(seqs.sort((x, y) => x - y)).toEqual(Array.from({ length: seqs.length }, (_, k) => k + 1));
+      const { events } = await app.models.listEvents({ instanceId: id, episode });
+      expect(events).toHaveLength(seqs.length);
+    }
+    // Each stored observation is one event: learning them counts every one exactly once.
+    await app.learning.learn({ instanceId: id, wait: true });
+    expect(await parameters(id)).toEqual([1 + 150, 1 + 150]);
+  });
+
+  it("answers from the new parameters as soon as a learn has committed", async () => {
+    const id = await create();
+    expect(await meanP(id, false)).toBeCloseTo(2 / 3, 12);
+    await attach(id, [0, 0, 0, 0]);
+    await learn(id);
+    expect(await meanP(id, false)).toBeCloseTo(2 / 7, 12);
+    await app.models.deleteInstance({ instanceId: id });
+    await expectFailure(app.inference.infer({ instanceId: id, observation: { y: tensor(1) } }), Code.NotFound, "INSTANCE_NOT_FOUND");
+  });
+
   it("rejects bad input with the right code, reason and field, and writes nothing", async () => {
     const id = await create();
     type Observation = Record<string, { shape?: number[]; values: number[] }>;

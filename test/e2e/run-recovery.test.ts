@@ -133,6 +133,9 @@ describe("learning runs across crashes and replicas", () => {
       }
       counts.push([1 + ones, 1 + zeros]);
     }
+    // Replica B reads (and caches) each instance before A's and B's runs change it.
+    const before = await Promise.all(instances.map((instanceId) => clients[1]!.inference.infer({ instanceId, observation: { y: tensor(1) }, storeEvent: false })));
+    expect(before.map((r) => r.parametersVersion)).toEqual(instances.map(() => 0));
     const requests = instances.flatMap((instanceId) => Array.from({ length: 10 }, (_, e) => ({ instanceId, episodes: [`e${e}`] })));
     const queued = await Promise.all(requests.map((r, k) => clients[k % 2]!.learning.learn(r)));
     const runs = await Promise.all(queued.map(({ run }) => watchUntil(c, run!.runId, finished)));
@@ -141,6 +144,11 @@ describe("learning runs across crashes and replicas", () => {
     expect(runs.map((r) => r.attempts)).toEqual(runs.map(() => 1));
     const workers = new Set(runs.map((r) => r.worker.split(":").at(-1)));
     expect(workers).toEqual(new Set([String(a!.child.pid), String(b!.child.pid)]));
+    // Both replicas answer with the final parameters: changes made elsewhere reach their caches.
+    for (const replica of clients) {
+      const after = await Promise.all(instances.map((instanceId) => replica.inference.infer({ instanceId, observation: { y: tensor(1) }, storeEvent: false })));
+      expect(after.map((r) => r.parametersVersion)).toEqual(instances.map(() => 10));
+    }
     for (const [i, instanceId] of instances.entries()) {
       // Exactly once and never two at a time: the ten runs form one chain of versions 0 → 10.
       const chain = runs.filter((r) => r.instanceId === instanceId).map((r) => [r.parametersVersionBefore, r.parametersVersionAfter]);
