@@ -1,10 +1,9 @@
 // N concurrent InferStream control loops at F Hz against a real server process:
-//   node bench/control-loop.ts [model] [seconds] [streams×hertz,…]   (DATABASE_URL=… to store in PostgreSQL)
+//   node bench/control-loop.ts [model] [seconds] [streams×hertz,…] [main|grpc]   (DATABASE_URL=… to store in PostgreSQL)
 // Reports reply latency percentiles, replies that came after the next tick was due, and ticks whose
 // server-side deadline (one period) passed. The server runs in its own process on an in-memory
 // PGlite database (or DATABASE_URL), storing every tick's observation; clients share this process. A stream logs one line
 // when it ends, not one per tick.
-import { spawn } from "node:child_process";
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -14,6 +13,7 @@ import {
   InferStreamRequestSchema,
 } from "../gen/posterior/v1/inference_service_pb.ts";
 import { ModelService } from "../gen/posterior/v1/model_service_pb.ts";
+import { percentile, startServer } from "./support.ts";
 
 const model = process.argv[2] ?? "linear-state-space-model-v1";
 const seconds = Number(process.argv[3] ?? 5);
@@ -21,28 +21,12 @@ const scenarios = (process.argv[4] ?? "10x500,50x100").split(",").map((s) => {
   const [streams, hertz] = s.split("x").map(Number);
   return { streams: streams!, hertz: hertz! };
 });
-
-function startServer(): Promise<{ port: number; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, ["src/main.ts"], {
-    env: { ...process.env, POSTERIOR_PORT: "0", POSTERIOR_DATA_DIR: "memory://", LOG_LEVEL: "info", DATABASE_URL: process.env.DATABASE_URL ?? "" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      const port = /"port":(\d+)/.exec(output)?.[1];
-      if (port) resolve({ port: Number(port), stop: () => new Promise((done) => child.once("exit", () => done()).kill("SIGTERM")) });
-    });
-    child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
-  });
-}
-
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+/** `main`: the Connect port; `grpc`: the optional grpc-js port (POSTERIOR_GRPC_PORT). */
+const port = process.argv[5] ?? "main";
 
 async function main() {
-  const server = await startServer();
-  const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}` });
+  const server = await startServer(port === "grpc" ? { POSTERIOR_GRPC_PORT: "0" } : {});
+  const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${port === "grpc" ? server.grpcPort : server.port}` });
   const models = createClient(ModelService, transport);
   const inference = createClient(InferenceService, transport);
   const { modelType } = await models.getModelType({ name: model });
@@ -50,7 +34,7 @@ async function main() {
     modelType!.observation.filter((f) => f.required || modelType!.observation.every((o) => !o.required)).slice(0, 1).map((f) => [f.name, { values: f.example?.values ?? [] }]),
   );
   const database = process.env.DATABASE_URL ? "PostgreSQL" : "PGlite";
-  console.log(`node ${process.version}, ${new Date().toISOString()}, model ${model}, ${seconds} s per scenario, events stored in ${database}`);
+  console.log(`node ${process.version}, ${new Date().toISOString()}, model ${model}, ${seconds} s per scenario, events stored in ${database}, ${port} port`);
   console.log("| streams × rate | ticks | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | late replies | deadline exceeded |");
   console.log("|---|---|---|---|---|---|---|---|");
   for (const { streams, hertz } of scenarios) {

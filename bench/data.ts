@@ -238,6 +238,15 @@ function ar2(n: number) {
   });
 }
 
+/** Runs `fn`, naming `label` in any error it throws. */
+async function step<T>(label: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw new Error(`${label}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
+
 const statusName = (status: RunStatus | undefined) => Object.entries(RunStatus).find(([, v]) => v === status)?.[0] ?? String(status);
 
 /**
@@ -321,7 +330,7 @@ async function learn(): Promise<void> {
     // The process's first learn starts the learner thread: measured and shown separately.
     const { instance: first } = await c.models.createInstance({ model: "beta-bernoulli-v1" });
     await attachAll(c, first!.instanceId, bernoulliBatch(new Random(6), 10));
-    const warm = await learnOnce(c, first!.instanceId);
+    const warm = await step("first learn", () => learnOnce(c, first!.instanceId));
 
     const rows: Array<Array<string | number>> = [
       [
@@ -343,12 +352,12 @@ async function learn(): Promise<void> {
       const instanceId = instance!.instanceId;
       const events = k.events();
       const a0 = performance.now();
-      await attachAll(c, instanceId, events);
+      await step(`${k.label}: attaching`, () => attachAll(c, instanceId, events));
       const attach = performance.now() - a0;
       const stored = await eventCount(c, instanceId);
       if (stored !== events.length) throw new Error(`learn: expected ${events.length} events stored, found ${stored}`);
       const cpu0 = server.cpuSeconds();
-      const { run, wall, phases } = await learnOnce(c, instanceId);
+      const { run, wall, phases } = await step(`${k.label}: learning`, () => learnOnce(c, instanceId));
       const cpu = server.cpuSeconds() - cpu0;
       const wallS = seconds(wall);
       rows.push([

@@ -277,7 +277,7 @@ interface Measured {
   errors: number;
 }
 
-const sorted = (values: number[]) => values.sort((a, b) => a - b);
+const ascending = (a: number, b: number) => a - b;
 
 /** `concurrency` callers in a closed loop, each sending its next call when the previous one is answered. */
 async function closedLoop(caller: Caller, concurrency: number, seconds: number, latencies?: number[]): Promise<{ calls: number; elapsed: number }> {
@@ -304,7 +304,7 @@ async function nodeClientCase(target: Target, caller: Caller, concurrency: numbe
     const cpu = target.cpuSeconds();
     const { calls, elapsed } = await closedLoop(caller, concurrency, seconds, latencies);
     const cpuSeconds = target.cpuSeconds() - cpu;
-    sorted(latencies);
+    latencies.sort(ascending);
     return { callsPerSecond: calls / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), cpuMsPerCall: (cpuSeconds * 1000) / calls, errors: 0 };
   } finally {
     caller.close();
@@ -319,7 +319,7 @@ function run(command: string, args: readonly string[]): Promise<string> {
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
     child.stderr.on("data", (c: Buffer) => (err += c.toString()));
     child.once("error", reject);
-    child.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} exited with ${code}:\n${err}${out}`))));
+    child.once("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} exited with ${code}:\n${err}${out}`))));
   });
 }
 
@@ -343,7 +343,7 @@ async function h2loadCase(target: Target, framedFile: string, logFile: string, s
   const succeeded = Number(match(out, /(\d+) succeeded/, "succeeded count"));
   const errors = ["failed", "errored", "timeout"].reduce((n, word) => n + Number(match(out, new RegExp(`(\\d+) ${word}`), word)), 0);
   // Columns: start time (µs since epoch), HTTP status, µs until the end of the response.
-  const latencies = sorted(readFileSync(logFile, "utf8").trim().split("\n").map((line) => Number(line.split("\t")[2]) / 1000));
+  const latencies = readFileSync(logFile, "utf8").trim().split("\n").map((line) => Number(line.split("\t")[2]) / 1000).sort(ascending);
   return {
     callsPerSecond: Number(match(out, /finished in [\d.]+m?s, ([\d.]+) req\/s/, "req/s")),
     p50: percentile(latencies, 0.5),

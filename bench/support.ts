@@ -6,6 +6,8 @@ import { cpus } from "node:os";
 
 export interface BenchServer {
   readonly port: number;
+  /** The gRPC-only port, when started with POSTERIOR_GRPC_PORT. */
+  readonly grpcPort?: number;
   readonly pid: number;
   readonly child: ChildProcess;
   /** Milliseconds from spawn to the "posterior listening" log line. */
@@ -35,10 +37,12 @@ export function startServer(env: Record<string, string> = {}): Promise<BenchServ
       output += chunk.toString();
       const port = /"port":(\d+)/.exec(output)?.[1];
       if (!port) return;
+      const grpcPort = /"grpcPort":(\d+)/.exec(output)?.[1];
       child.stdout!.off("data", onData);
       child.stdout!.resume();
       resolve({
         port: Number(port),
+        grpcPort: grpcPort ? Number(grpcPort) : undefined,
         pid: child.pid!,
         child,
         startMs: performance.now() - started,

@@ -1,23 +1,6 @@
-import { pino } from "pino";
-import { loadConfig } from "./config.ts";
-import { startServer } from "./server/server.ts";
+// The process entry point. Node's compile cache (in the OS temp directory) roughly halves the time
+// spent loading modules on later starts; it must be on before they are imported.
+import module from "node:module";
 
-const logger = pino({ level: process.env.LOG_LEVEL || "info" });
-try {
-  const server = await startServer(loadConfig(process.env), logger);
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    process.once(signal, () => {
-      logger.info({ signal }, "shutting down");
-      server.stop().then(
-        () => process.exit(0),
-        (error: unknown) => {
-          logger.error({ err: error }, "shutdown failed");
-          process.exit(1);
-        },
-      );
-    });
-  }
-} catch (error) {
-  logger.fatal({ err: error }, "posterior failed to start");
-  process.exit(1);
-}
+module.enableCompileCache?.();
+await import("./cli.ts");

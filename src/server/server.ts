@@ -3,7 +3,7 @@ import type { Config } from "../config.ts";
 import { openDatabase } from "../persistence/database.ts";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createHandler, createServices, serviceImpls } from "./app.ts";
-import { type GrpcListener, listenGrpc } from "./grpc-listener.ts";
+import type { GrpcListener } from "./grpc-listener.ts";
 import { listen } from "./listen.ts";
 
 export interface RunningServer {
@@ -30,6 +30,8 @@ export async function startServer(
     listener = await listen(handler, config);
     if (config.grpcPort !== undefined) {
       const options = { host: config.host, port: config.grpcPort, tls: config.tls, logger, shutdownSignal: shutdown.signal };
+      // Loaded only when asked for: most deployments never pay for grpc-js's start-up.
+      const { listenGrpc } = await import("./grpc-listener.ts");
       grpcListener = await listenGrpc(serviceImpls(services), options);
     }
   } catch (error) {
