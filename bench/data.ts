@@ -25,6 +25,9 @@ const INGEST_TARGET = 50_000; // events/s
 const LEARN_TARGET_S = 2;
 const COLD_TARGET_MS = 1500;
 const ATTACH_MAX = 10_000; // the server's limit per AttachEvents call
+const CPU_NOTE = process.env.DATABASE_URL
+  ? "Server CPU is the posterior process's only (all its threads); PostgreSQL's own processes are not counted."
+  : "Server CPU is the posterior process's (all its threads), which includes the embedded PGlite database.";
 
 interface Clients {
   models: Client<typeof ModelService>;
@@ -44,12 +47,22 @@ const clientsFor = (port: number): Clients => {
 // ---- Process and temp-dir bookkeeping: everything started is stopped, everything created is removed ----
 
 const servers = new Set<BenchServer>();
+/** Servers spawned but not yet listening: cleanup waits for them, then stops them. */
+const starting = new Set<Promise<BenchServer>>();
 const tempDirs = new Set<string>();
+let interrupted = false;
 
 async function launch(env: Record<string, string> = {}): Promise<BenchServer> {
-  const server = await startServer(env);
-  servers.add(server);
-  return server;
+  if (interrupted) throw new Error("interrupted");
+  const pending = startServer(env);
+  starting.add(pending);
+  try {
+    const server = await pending;
+    servers.add(server);
+    return server;
+  } finally {
+    starting.delete(pending);
+  }
 }
 
 /** SIGTERM, then SIGKILL if the process has not exited within 20 s. */
@@ -67,6 +80,7 @@ async function stop(server: BenchServer): Promise<void> {
 }
 
 async function cleanup(): Promise<void> {
+  for (const started of await Promise.allSettled([...starting])) if (started.status === "fulfilled") servers.add(started.value);
   await Promise.allSettled([...servers].map(stop));
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   tempDirs.clear();
@@ -142,7 +156,7 @@ async function ingest(): Promise<void> {
     }
     console.log("\n### AttachEvents ingest (beta-bernoulli-v1, 1 000 events per call, one episode)\n");
     console.log(table(["case", "events", "seconds", "events/s", "call p50 (ms)", "call p99 (ms)", "server CPU (s)", "target ≥ 50 000 events/s"], rows));
-    console.log("\nAfter 5 warm-up calls (not counted); the stored event count was checked afterwards.");
+    console.log(`\nAfter 5 warm-up calls (not counted); the stored event count was checked afterwards. ${CPU_NOTE}`);
   } finally {
     await stop(server);
   }
@@ -199,7 +213,7 @@ async function batch(): Promise<void> {
     }
     console.log("\n### InferBatch (beta-bernoulli-v1, 100 rows per call, concurrency 1)\n");
     console.log(table(["store_event", "calls", "calls/s", "rows/s", "p50 (ms)", "p99 (ms)", "server CPU per call (ms)"], out));
-    console.log(`\n${format(runFor / 1000)} s per case after 20 warm-up calls (not counted).`);
+    console.log(`\n${format(runFor / 1000)} s per case after 20 warm-up calls (not counted). ${CPU_NOTE}`);
   } finally {
     await stop(server);
   }
@@ -372,7 +386,7 @@ async function learn(): Promise<void> {
         events.length / wallS,
         `${verdict(wallS <= LEARN_TARGET_S)} (${format(wallS)} s vs ≤ ${LEARN_TARGET_S} s)`,
       ]);
-      notes.push(`${k.label}: server CPU ${format(cpu)} s during the learn (all threads, 2 cores)`);
+      notes.push(`${k.label}: server CPU ${format(cpu)} s during the learn`);
       if (k.check) notes.push(await k.check(c, instanceId));
     }
     console.log("\n### Learning through the API (Learn with wait: true, default arguments)\n");
@@ -387,7 +401,7 @@ async function learn(): Promise<void> {
         "queued: run create → start times. read / learn + commit: from the run's start time to a WatchRun client (this process) seeing " +
         "the snapshot's data points, and from then to the run's end time; the boundary is seen late by however long the update takes to reach " +
         "the watcher (more while the server's main thread is busy, e.g. handing the events to the learner thread). " +
-        "The attach time is not part of the learn.",
+        `The attach time is not part of the learn. ${CPU_NOTE}`,
     );
     for (const n of notes) console.log(`- ${n}`);
   } finally {
@@ -460,6 +474,8 @@ const run: Record<Section, () => Promise<void>> = { ingest, batch, learn, cold }
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
+    interrupted = true;
+    console.error(`${signal}: stopping the servers`);
     void cleanup().finally(() => process.exit(130));
   });
 }
@@ -471,7 +487,7 @@ try {
   for (const section of chosen) await run[section]();
   console.log(`\nTotal bench time ${format(seconds(performance.now() - began))} s; load average at the end ${load()} (other processes on the machine count too).`);
 } catch (error) {
-  console.error(error);
+  if (!interrupted) console.error(error);
   process.exitCode = 1;
 } finally {
   await cleanup();

@@ -274,8 +274,16 @@ interface Measured {
   p50: number;
   p99: number;
   cpuMsPerCall: number;
-  errors: number;
+  /** Failed calls by kind, e.g. "8 timeout"; "0" when none. A Node client stops the run at its first failure. */
+  errors: string;
 }
+
+/** "0", or the non-zero counts with their kinds. */
+const errorCounts = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([kind, n]) => `${n} ${kind}`)
+    .join(", ") || "0";
 
 const ascending = (a: number, b: number) => a - b;
 
@@ -305,7 +313,7 @@ async function nodeClientCase(target: Target, caller: Caller, concurrency: numbe
     const { calls, elapsed } = await closedLoop(caller, concurrency, seconds, latencies);
     const cpuSeconds = target.cpuSeconds() - cpu;
     latencies.sort(ascending);
-    return { callsPerSecond: calls / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), cpuMsPerCall: (cpuSeconds * 1000) / calls, errors: 0 };
+    return { callsPerSecond: calls / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), cpuMsPerCall: (cpuSeconds * 1000) / calls, errors: "0" };
   } finally {
     caller.close();
   }
@@ -341,7 +349,7 @@ async function h2loadCase(target: Target, framedFile: string, logFile: string, s
   const out = await run("h2load", args(seconds, ["--log-file", logFile]));
   const cpuSeconds = target.cpuSeconds() - cpu;
   const succeeded = Number(match(out, /(\d+) succeeded/, "succeeded count"));
-  const errors = ["failed", "errored", "timeout"].reduce((n, word) => n + Number(match(out, new RegExp(`(\\d+) ${word}`), word)), 0);
+  const errors = errorCounts(Object.fromEntries(["failed", "errored", "timeout"].map((kind) => [kind, Number(match(out, new RegExp(`(\\d+) ${kind}`), kind))])));
   // Columns: start time (µs since epoch), HTTP status, µs until the end of the response.
   const latencies = readFileSync(logFile, "utf8").trim().split("\n").map((line) => Number(line.split("\t")[2]) / 1000).sort(ascending);
   return {
@@ -365,7 +373,7 @@ async function wrkCase(target: Target, script: string, seconds: number, warmup: 
   const cpu = target.cpuSeconds();
   const out = await run("wrk", args(seconds));
   const cpuSeconds = target.cpuSeconds() - cpu;
-  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)?.slice(1).map(Number) ?? [];
+  const [connect = 0, read = 0, write = 0, timeout = 0] = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)?.slice(1).map(Number) ?? [];
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
   const requests = Number(match(out, /(\d+) requests in/, "request count"));
   return {
@@ -373,7 +381,7 @@ async function wrkCase(target: Target, script: string, seconds: number, warmup: 
     p50: wrkMs(out, "50%"),
     p99: wrkMs(out, "99%"),
     cpuMsPerCall: (cpuSeconds * 1000) / (requests - non2xx),
-    errors: non2xx + socketErrors.reduce((a, b) => a + b, 0),
+    errors: errorCounts({ "non-2xx": non2xx, connect, read, write, timeout }),
   };
 }
 
@@ -479,7 +487,7 @@ function tableRow(r: CaseRow): (string | number)[] {
     m.cpuMsPerCall,
     ratio(m.cpuMsPerCall, r.floor?.cpuMsPerCall),
     ratio(m.callsPerSecond, r.floor?.callsPerSecond),
-    String(m.errors),
+    m.errors,
   ];
 }
 

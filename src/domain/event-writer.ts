@@ -33,7 +33,11 @@ export class EventWriter {
   append(instanceId: string, episode: string, event: NewEvent): Promise<number> {
     return new Promise((resolve, reject) => {
       this.#pending.push({ instanceId, episode, event, resolve, reject });
-      this.#draining ??= this.#drain().finally(() => (this.#draining = undefined));
+      // Start the commit only after this turn of the event loop has read every request that had
+      // arrived: PGlite answers without yielding to I/O, so starting at once would commit one by one.
+      this.#draining ??= new Promise<void>((resolve) => setImmediate(resolve))
+        .then(() => this.#drain())
+        .finally(() => (this.#draining = undefined));
     });
   }
 
