@@ -456,16 +456,26 @@ function groups(floors: Record<FloorMode, Target>, temp: string, seconds: number
   ];
 }
 
-async function runGroup(group: Group, posterior: Target): Promise<CaseRow[]> {
+/** Posterior's main port (connect-node) and, for gRPC cases, its gRPC-only port (grpc-js) too. */
+interface PosteriorPorts {
+  readonly main: Target;
+  readonly grpcOnly: Target;
+}
+
+async function runGroup(group: Group, posterior: PosteriorPorts): Promise<CaseRow[]> {
   const progress = (what: string) => process.stderr.write(`${group.name}, ${group.concurrency} in flight: ${what}\n`);
   progress(group.floorName);
   const floorMeasured = await group.measure(group.floor, "floor", "floor", false);
   const rows: CaseRow[] = [{ group: group.name, server: group.floorName, stored: undefined, concurrency: group.concurrency, measured: floorMeasured }];
-  for (const stored of [false, true]) {
-    progress(`Posterior, store ${stored ? "on" : "off"}`);
-    const instanceId = await createInstance(posterior.port);
-    const measured = await group.measure(posterior, "posterior", instanceId, stored);
-    rows.push({ group: group.name, server: "Posterior", stored, concurrency: group.concurrency, measured, floor: floorMeasured });
+  const ports: Array<[string, Target]> = [["Posterior", posterior.main]];
+  if (group.name.startsWith("gRPC")) ports.push(["Posterior, gRPC-only port", posterior.grpcOnly]);
+  for (const [server, target] of ports) {
+    for (const stored of [false, true]) {
+      progress(`${server}, store ${stored ? "on" : "off"}`);
+      const instanceId = await createInstance(posterior.main.port);
+      const measured = await group.measure(target, "posterior", instanceId, stored);
+      rows.push({ group: group.name, server, stored, concurrency: group.concurrency, measured, floor: floorMeasured });
+    }
   }
   return rows;
 }
@@ -498,7 +508,7 @@ function targetLines(rows: readonly CaseRow[]): string[] {
       .filter((r) => r.floor !== undefined && pick(r))
       .map((r) => {
         const x = value(r.measured) / value(r.floor!);
-        return `  ${r.group}, ${r.concurrency} in flight, store ${r.stored ? "on" : "off"}: ${x.toFixed(2)}× — ${ok(x) ? "met" : "NOT met"}`;
+        return `  ${r.group}, ${r.server}, ${r.concurrency} in flight, store ${r.stored ? "on" : "off"}: ${x.toFixed(2)}× — ${ok(x) ? "met" : "NOT met"}`;
       }),
   ];
   const grpcRow = (r: CaseRow) => r.group.startsWith("gRPC");
@@ -524,7 +534,9 @@ async function main(seconds: number) {
       "floor-http": await track(startFloor("floor-http")),
       "floor-h2": await track(startFloor("floor-h2")),
     };
-    const posterior = await track(startServer());
+    const server = await startServer({ POSTERIOR_GRPC_PORT: "0" });
+    started.push(server);
+    const posterior = { main: server, grpcOnly: { ...server, port: server.grpcPort! } };
     console.log(machine());
     console.log(`${MODEL} unary Infer, ${warmup} s warm-up then ${seconds} s per case; client and server share this machine's cores`);
     const rows: CaseRow[] = [];

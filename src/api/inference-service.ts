@@ -46,7 +46,7 @@ export function inferenceService(inference: InferenceService): ServiceImpl<typeo
       return {
         results: rows.map((row, index) => {
           if (row.ok) return { result: { case: "response" as const, value: inferOut(row.result) } };
-          if (isUnexpected(row.error)) ctx.values.get(requestLogger)?.error({ err: row.error, index }, "batch row failed");
+          if (isUnexpected(row.error)) ctx.values.get(requestLogger)?.().error({ err: row.error, index }, "batch row failed");
           return { result: { case: "error" as const, value: statusOut(row.error) } };
         }),
       };
@@ -76,7 +76,7 @@ export function inferenceService(inference: InferenceService): ServiceImpl<typeo
             deadlineMs: milliseconds(tick.deadline),
           });
           if (outcome.error !== undefined && isUnexpected(outcome.error)) {
-            ctx.values.get(requestLogger)?.error({ err: outcome.error, tick: outcome.tick }, "stream tick failed");
+            ctx.values.get(requestLogger)?.().error({ err: outcome.error, tick: outcome.tick }, "stream tick failed");
           }
           yield {
             tick: BigInt(outcome.tick),

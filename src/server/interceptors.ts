@@ -9,14 +9,15 @@ export const REQUEST_ID_HEADER = "x-request-id";
 /** A call's request id (the client's, or a new one), its logger, and its one access-log line. */
 export function beginCall(root: Logger, rpc: string, clientRequestId: string | null | undefined) {
   const id = clientRequestId || randomUUID();
-  const log = root.child({ requestId: id, rpc });
+  let child: Logger | undefined;
+  const log = () => (child ??= root.child({ requestId: id, rpc }));
   const started = performance.now();
   const done = (error?: unknown) => {
     const ms = Math.round((performance.now() - started) * 1000) / 1000;
-    if (error === undefined) return log.info({ ms, code: "ok" }, "rpc");
+    if (error === undefined) return root.info({ requestId: id, rpc, ms, code: "ok" }, "rpc");
     const code = Code[toConnectError(error).code];
-    if (isUnexpected(error)) log.error({ ms, code, err: error }, "rpc failed");
-    else log.info({ ms, code, message: (error as Error).message }, "rpc");
+    if (isUnexpected(error)) log().error({ ms, code, err: error }, "rpc failed");
+    else log().info({ ms, code, message: (error as Error).message }, "rpc");
   };
   return { id, log, done };
 }
