@@ -137,7 +137,7 @@ export class InferenceService {
 
   /** Opens a control-loop stream; `drain` waits for its final commit. */
   async openStream(start: StreamStart): Promise<InferenceStream> {
-    const stream = await InferenceStream.open(this.#orm, start);
+    const stream = await InferenceStream.open(this.#orm, this.#events, start);
     this.#streams.add(stream);
     return stream;
   }

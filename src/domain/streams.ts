@@ -8,7 +8,8 @@ import { type Violation, validateData } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
 import { Instance } from "../persistence/entities.ts";
 import { announceInstanceChange } from "../persistence/changes.ts";
-import { appendEvents, type NewEvent } from "../persistence/events.ts";
+import type { NewEvent } from "../persistence/events.ts";
+import type { EventWriter } from "./event-writer.ts";
 import { invalidData, numerically } from "./errors.ts";
 import type { InferResult } from "./inference.ts";
 import { callArguments, DEFAULT_EPISODE, fieldsToJson, findEpisode, findInstance, modelOf } from "./records.ts";
@@ -47,6 +48,7 @@ const MAX_PENDING_EVENTS = 8 * GROUP_COMMIT_EVENTS;
 
 export class InferenceStream {
   readonly #orm: AppOrm;
+  readonly #events: EventWriter;
   readonly #model: AnyModelType;
   readonly #instance: Instance;
   readonly #args: JsonObject;
@@ -69,6 +71,7 @@ export class InferenceStream {
 
   private constructor(fields: {
     orm: AppOrm;
+    events: EventWriter;
     model: AnyModelType;
     instance: Instance;
     args: JsonObject;
@@ -78,6 +81,7 @@ export class InferenceStream {
     firstDecisionIndex: number;
   }) {
     this.#orm = fields.orm;
+    this.#events = fields.events;
     this.#model = fields.model;
     this.#instance = fields.instance;
     this.#args = fields.args;
@@ -88,7 +92,7 @@ export class InferenceStream {
     this.#state = fields.instance.state;
   }
 
-  static async open(orm: AppOrm, start: StreamStart): Promise<InferenceStream> {
+  static async open(orm: AppOrm, events: EventWriter, start: StreamStart): Promise<InferenceStream> {
     const em = orm.em.fork();
     const instance = await findInstance(em, start.instanceId);
     const model = modelOf(instance.model);
@@ -97,6 +101,7 @@ export class InferenceStream {
     const episode = start.storeEvent || model.schema.stochastic ? await findEpisode(em, instance, episodeName) : undefined;
     return new InferenceStream({
       orm,
+      events,
       model,
       instance,
       args,
@@ -212,31 +217,21 @@ export class InferenceStream {
     if (batch.length === 0 && !stateDirty) return;
     this.#pending = [];
     if (stateDirty) this.#stateDirty = false;
-    const state = this.#state;
-    const lastSeq = await this.#orm.em.fork().transactional(async (tx) => {
-      let seq = this.#durableEventSeq;
-      if (batch.length > 0 && this.#episodeId) {
-        const episode = await findEpisode(tx, this.#instance, this.#episodeName, true);
-        seq = (
-          await appendEvents(
-            tx,
-            episode,
-            batch.map((b) => b.event),
-          )
-        ).lastSeq;
-      }
-      if (stateDirty) {
+    if (batch.length > 0) {
+      // Through the writer shared by every stream and unary call: one commit carries many streams' events.
+      const seqs = await Promise.all(batch.map((b) => this.#events.append(this.#instance.id, this.#episodeName, b.event)));
+      this.#durableTick = batch.at(-1)!.tick;
+      this.#durableEventSeq = Math.max(...seqs);
+    }
+    if (stateDirty) {
+      const state = this.#state;
+      await this.#orm.em.fork().transactional(async (tx) => {
         // While a stream is open it owns the instance state: the last tick's belief is what is kept.
         const instance = await tx.findOneOrFail(Instance, { id: this.#instance.id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
         instance.state = state;
         await announceInstanceChange(tx, instance.id);
-      }
-      await tx.flush();
-      return seq;
-    });
-    if (batch.length > 0) {
-      this.#durableTick = batch.at(-1)!.tick;
-      this.#durableEventSeq = lastSeq;
+        await tx.flush();
+      });
     }
   }
 }
