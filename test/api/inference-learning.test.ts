@@ -129,9 +129,13 @@ describe("inference", () => {
     const calls = Array.from({ length: 300 }, (_, i) =>
       app.inference.infer({ instanceId: id, observation: { y: tensor(i % 2) }, episode: i % 3 === 0 ? "other" : "default" }),
     );
-    const missing = app.inference.infer({ instanceId: id, observation: { y: tensor(1) }, episode: "nope" });
+    const missing = expectFailure(
+      app.inference.infer({ instanceId: id, observation: { y: tensor(1) }, episode: "nope" }),
+      Code.NotFound,
+      "EPISODE_NOT_FOUND",
+    );
     const results = await Promise.all(calls);
-    await expectFailure(missing, Code.NotFound, "EPISODE_NOT_FOUND");
+    await missing;
     for (const episode of ["default", "other"]) {
       const seqs = results.filter((r) => r.episode === episode).map((r) => Number(r.eventSeq));
       expect(seqs.sort((x, y) => x - y)).toEqual(Array.from({ length: seqs.length }, (_, k) => k + 1));
