@@ -53,6 +53,12 @@ export class InferenceService {
   }
 
   async infer(input: InferInput): Promise<InferResult> {
+    const computed = await this.#compute(input);
+    return { ...computed.result, eventSeq: await computed.persist() };
+  }
+
+  /** Infers without writing; `persist` then stores the observation and any new state, and gives the event number. */
+  async #compute(input: InferInput) {
     const episodeName = input.episode || DEFAULT_EPISODE;
     const em = this.#orm.em.fork();
     const instance = await this.#cache.get(em, input.instanceId);
@@ -92,22 +98,20 @@ export class InferenceService {
     const event = input.storeEvent
       ? { timestamp: input.timestamp ?? new Date(), data: fieldsToJson(input.observation), metadata: input.metadata ?? null }
       : undefined;
-    let eventSeq = 0;
-    if (output.state !== undefined) {
-      eventSeq = await this.#writeState(instance, output.state as JsonObject, episodeName, event);
-    } else if (event) {
-      eventSeq = await this.#events.append(instance.id, episodeName, event);
-    }
-    const { state: _state, ...outputs } = output;
-    return {
+    const { state, ...outputs } = output;
+    const persist = (): Promise<number> => {
+      if (state !== undefined) return this.#writeState(instance, state as JsonObject, episodeName, event);
+      return event ? this.#events.append(instance.id, episodeName, event) : Promise.resolve(0);
+    };
+    const result = {
       ...outputs,
       instanceId: instance.id,
       episode: input.storeEvent ? episodeName : "",
-      eventSeq,
       parametersVersion: pinned.version,
       parametersRunId: pinned.runId,
       seed,
     };
+    return { result, persist, writesState: state !== undefined };
   }
 
   /** The new filter state, with the observation when it is stored, in one transaction. */
@@ -163,14 +167,25 @@ export class InferenceService {
     if (inputs.length > this.#batchLimit) {
       throw invalidRequest("requests", `must contain at most ${this.#batchLimit} requests, got ${inputs.length}`);
     }
-    // Rows run side by side, so that the events they store share group commits.
-    return Promise.all(
-      inputs.map((input) =>
-        this.infer(input).then(
-          (result): BatchRow => ({ ok: true, result }),
-          (error: unknown): BatchRow => ({ ok: false, error }),
-        ),
-      ),
-    );
+    const rows: Array<Promise<BatchRow>> = [];
+    for (const input of inputs) {
+      let computed;
+      try {
+        computed = await this.#compute(input);
+      } catch (error) {
+        rows.push(Promise.resolve({ ok: false, error }));
+        continue;
+      }
+      const { result } = computed;
+      const row = computed.persist().then(
+        (eventSeq): BatchRow => ({ ok: true, result: { ...result, eventSeq } }),
+        (error: unknown): BatchRow => ({ ok: false, error }),
+      );
+      // A row that changes the filter state is committed before the next row reads it. Other rows'
+      // events are queued in row order and share group commits.
+      if (computed.writesState) await row;
+      rows.push(row);
+    }
+    return Promise.all(rows);
   }
 }

@@ -217,6 +217,17 @@ describe("inference", () => {
     await expectFailure(app.inference.inferBatch({ requests: six }), Code.InvalidArgument, "INVALID_REQUEST", "requests");
   });
 
+  it("answers a batch on a filtering model as the same calls one by one would", async () => {
+    const make = async () => (await app.models.createInstance({ model: "autoregressive-v1", seed: 7 })).instance!.instanceId;
+    const [batched, single] = [await make(), await make()];
+    const ys = [0.5, -0.2, 0.9, 0.1, -0.4];
+    const { results } = await app.inference.inferBatch({ requests: ys.map((y) => ({ instanceId: batched, observation: { y: tensor(y) } })) });
+    const one: unknown[] = [];
+    for (const y of ys) one.push((await app.inference.infer({ instanceId: single, observation: { y: tensor(y) } })).predictions);
+    expect(results.map((r) => (r.result.case === "response" ? r.result.value.predictions : r.result.value))).toEqual(one);
+    expect(results.map((r) => (r.result.case === "response" ? r.result.value.eventSeq : 0n))).toEqual([1n, 2n, 3n, 4n, 5n]);
+  });
+
   it("can answer with the parameters of an earlier run", async () => {
     const id = await create();
     await attach(id, [1, 1, 1]);
