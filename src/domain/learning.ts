@@ -53,9 +53,8 @@ export class LearningService {
   readonly #events = new RunEvents();
   readonly #learners = new LearnerPool();
   readonly #executor: RunExecutor;
-  #recovery?: NodeJS.Timeout;
-
   readonly #cache: InstanceCache;
+  #recovery?: NodeJS.Timeout;
 
   constructor(db: Database, cache: InstanceCache, options: LearningOptions, logger: Logger) {
     this.#db = db;
