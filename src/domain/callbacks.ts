@@ -53,7 +53,7 @@ export function callbackBody(run: Run) {
  */
 export async function deliverCallback(orm: AppOrm, runId: string, options: CallbackOptions, logger: Logger): Promise<void> {
   const em = orm.em.fork();
-  const run = await em.findOne(Run, runId, { populate: ["instance"] });
+  const run = await em.findOne(Run, runId);
   if (!run?.callbackUrl) return;
   const previous = (run.callback as CallbackRecord | null) ?? { attempts: 0, lastStatusCode: 0, lastError: "", deliveredAt: null };
   if (previous.deliveredAt) return;

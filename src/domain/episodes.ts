@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/sql";
-import type { Tensor } from "../math/tensor.ts";
+import { fieldsFromJson, fieldsToJson, type Tensor } from "../math/tensor.ts";
 import type { JsonObject } from "../models/types.ts";
 import { type Violation, validateData } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
@@ -12,8 +12,6 @@ import {
   DEFAULT_EPISODE,
   type EpisodeView,
   episodeView,
-  fieldsFromJson,
-  fieldsToJson,
   findEpisode,
   findInstance,
   modelOf,

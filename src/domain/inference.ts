@@ -10,7 +10,8 @@ import { DomainError, invalidData, invalidRequest, numerically } from "./errors.
 import { EventWriter } from "./event-writer.ts";
 import type { InstanceCache, InstanceSnapshot } from "./instance-cache.ts";
 import { InferenceStream, type StreamStart } from "./streams.ts";
-import { callArguments, DEFAULT_EPISODE, fieldsToJson, findEpisode, modelOf, parametersAfterRun } from "./records.ts";
+import { fieldsToJson } from "../math/tensor.ts";
+import { callArguments, DEFAULT_EPISODE, findEpisode, modelOf, parametersAfterRun } from "./records.ts";
 
 export interface InferInput {
   readonly instanceId: string;
@@ -60,8 +61,7 @@ export class InferenceService {
   /** Infers without writing; `persist` then stores the observation and any new state, and gives the event number. */
   async #compute(input: InferInput) {
     const episodeName = input.episode || DEFAULT_EPISODE;
-    const em = this.#orm.em.fork();
-    const instance = await this.#cache.get(em, input.instanceId);
+    const instance = await this.#cache.get(input.instanceId);
     const model = modelOf(instance.model);
     const args = callArguments(model, instance, input.arguments);
     const violations: Violation[] = [
@@ -71,7 +71,7 @@ export class InferenceService {
     if (violations.length > 0) throw invalidData(violations);
 
     const pinned = input.runId
-      ? await parametersAfterRun(em, instance.id, input.runId)
+      ? await parametersAfterRun(this.#orm.em.fork(), instance.id, input.runId)
       : { parameters: instance.parameters, version: instance.parametersVersion, runId: instance.parametersRunId };
     // A stochastic decision's randomness depends only on (instance seed, episode, decision index),
     // so the same decision comes out the same on any replica and after any restart.
@@ -80,6 +80,7 @@ export class InferenceService {
     }
     let decisionIndex = input.decisionIndex ?? 0;
     if (input.decisionIndex === undefined && model.schema.stochastic) {
+      const em = this.#orm.em.fork();
       decisionIndex = (await findEpisode(em, em.getReference(Instance, instance.id), episodeName)).eventCount + 1;
     }
     const seed = model.schema.stochastic ? deriveSeed(instance.seed, episodeName, decisionIndex) : 0;

@@ -1,5 +1,5 @@
-import type { EntityManager } from "@mikro-orm/sql";
 import type { JsonObject } from "../models/types.ts";
+import type { AppOrm } from "../persistence/database.ts";
 import type { Instance } from "../persistence/entities.ts";
 import { findInstance } from "./records.ts";
 
@@ -38,13 +38,15 @@ export class InstanceCache {
   readonly #entries = new Map<string, InstanceSnapshot>();
   /** Bumped on every invalidation, so that a read that started before a change is not cached after it. */
   #generation = 0;
+  readonly #orm: AppOrm;
   readonly #capacity: number;
 
-  constructor(capacity = 10_000) {
+  constructor(orm: AppOrm, capacity = 10_000) {
+    this.#orm = orm;
     this.#capacity = capacity;
   }
 
-  async get(em: EntityManager, id: string): Promise<InstanceSnapshot> {
+  async get(id: string): Promise<InstanceSnapshot> {
     const hit = this.#entries.get(id);
     if (hit) {
       // Least recently used first out: refresh the entry's place.
@@ -53,7 +55,7 @@ export class InstanceCache {
       return hit;
     }
     const generation = this.#generation;
-    const snapshot = snapshotOf(await findInstance(em, id));
+    const snapshot = snapshotOf(await findInstance(this.#orm.em.fork(), id));
     if (this.#generation === generation) {
       this.#entries.set(snapshot.id, snapshot);
       if (this.#entries.size > this.#capacity) this.#entries.delete(this.#entries.keys().next().value!);

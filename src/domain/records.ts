@@ -60,7 +60,6 @@ export async function parametersAfterRun(em: EntityManager, instance: Instance |
   return { parameters: run.parametersAfter, version: run.versionAfter, runId: run.id };
 }
 
-export { fieldsFromJson, fieldsToJson } from "../math/tensor.ts";
 
 export interface InstanceView {
   readonly id: string;

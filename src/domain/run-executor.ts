@@ -243,10 +243,11 @@ export class RunExecutor {
         instance.parametersVersion += 1;
         instance.parametersRunId = run.id;
       }
-      const selected = new Set(snapshot.selected.map((s) => s.id));
+      const learnedTo = new Map(snapshot.selected.map((s) => [s.id, s.toSeq]));
       for (const episode of episodes) {
         // Only what was learned counts as learned; on relearn the others now count as unlearned.
-        if (selected.has(episode.id)) episode.learnedCount = snapshot.selected.find((s) => s.id === episode.id)!.toSeq;
+        const toSeq = learnedTo.get(episode.id);
+        if (toSeq !== undefined) episode.learnedCount = toSeq;
         else if (snapshot.relearn) episode.learnedCount = 0;
       }
       const finished = new Date();

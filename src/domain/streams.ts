@@ -2,7 +2,7 @@
 // stream's life, observations written in group commits so that a tick never waits on the database.
 import { LockMode } from "@mikro-orm/core";
 import { deriveSeed } from "../math/random.ts";
-import type { Tensor } from "../math/tensor.ts";
+import { fieldsToJson, type Tensor } from "../math/tensor.ts";
 import type { AnyModelType, Fields, JsonObject } from "../models/types.ts";
 import { type Violation, validateData } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
@@ -12,7 +12,7 @@ import type { NewEvent } from "../persistence/events.ts";
 import type { EventWriter } from "./event-writer.ts";
 import { invalidData, numerically } from "./errors.ts";
 import type { InferResult } from "./inference.ts";
-import { callArguments, DEFAULT_EPISODE, fieldsToJson, findEpisode, findInstance, modelOf } from "./records.ts";
+import { callArguments, DEFAULT_EPISODE, findEpisode, findInstance, modelOf } from "./records.ts";
 
 export interface StreamStart {
   readonly instanceId: string;
@@ -53,7 +53,7 @@ export class InferenceStream {
   readonly #instance: Instance;
   readonly #args: JsonObject;
   readonly #episodeName: string;
-  readonly #episodeId: string | undefined;
+  readonly #storeEvents: boolean;
   readonly #tickDeadlineMs: number | undefined;
   /** Decision indices continue the episode's event numbering as it was when the stream opened. */
   readonly #firstDecisionIndex: number;
@@ -76,7 +76,7 @@ export class InferenceStream {
     instance: Instance;
     args: JsonObject;
     episodeName: string;
-    episodeId: string | undefined;
+    storeEvents: boolean;
     tickDeadlineMs: number | undefined;
     firstDecisionIndex: number;
   }) {
@@ -86,7 +86,7 @@ export class InferenceStream {
     this.#instance = fields.instance;
     this.#args = fields.args;
     this.#episodeName = fields.episodeName;
-    this.#episodeId = fields.episodeId;
+    this.#storeEvents = fields.storeEvents;
     this.#tickDeadlineMs = fields.tickDeadlineMs;
     this.#firstDecisionIndex = fields.firstDecisionIndex;
     this.#state = fields.instance.state;
@@ -106,7 +106,7 @@ export class InferenceStream {
       instance,
       args,
       episodeName,
-      episodeId: start.storeEvent ? episode?.id : undefined,
+      storeEvents: start.storeEvent,
       tickDeadlineMs: start.tickDeadlineMs,
       firstDecisionIndex: (episode?.eventCount ?? 0) + 1,
     });
@@ -126,7 +126,7 @@ export class InferenceStream {
     }
     const deadline = input.deadlineMs ?? this.#tickDeadlineMs;
     const deadlineExceeded = deadline !== undefined && performance.now() - started > deadline;
-    if (result && this.#episodeId) {
+    if (result && this.#storeEvents) {
       const event = { timestamp: input.timestamp ?? new Date(), data: fieldsToJson(input.observation), metadata: null };
       this.#pending.push({ tick, event });
       this.#scheduleFlush();
@@ -181,7 +181,7 @@ export class InferenceStream {
     return {
       ...outputs,
       instanceId: this.#instance.id,
-      episode: this.#episodeId ? this.#episodeName : "",
+      episode: this.#storeEvents ? this.#episodeName : "",
       eventSeq: 0,
       parametersVersion: this.#instance.parametersVersion,
       parametersRunId: this.#instance.parametersRunId ?? "",

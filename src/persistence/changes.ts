@@ -1,6 +1,7 @@
 // Change notices between replicas on one PostgreSQL: a transaction that changes an instance sends
-// NOTIFY with its id, and every replica drops its cached copy. (On PGlite, with its one process,
-// nobody listens: the process invalidates its cache directly.)
+// NOTIFY with its id, and every replica drops its cached copy. PGlite has one process, which
+// invalidates its cache directly.
+import { PgliteDriver } from "@mikro-orm/pglite";
 import type { EntityManager } from "@mikro-orm/sql";
 import pg from "pg";
 import type { Logger } from "pino";
@@ -9,6 +10,7 @@ const CHANNEL = "posterior_instance_changed";
 
 /** Queues the notice in `em`'s transaction: it is delivered at commit, and not at all on rollback. */
 export async function announceInstanceChange(em: EntityManager, instanceId: string): Promise<void> {
+  if (em.getDriver() instanceof PgliteDriver) return; // one process, nobody to tell
   await em.execute("select pg_notify(?, ?)", [CHANNEL, instanceId]);
 }
 

@@ -27,7 +27,7 @@ export interface ServiceOptions {
 
 export function createServices(db: Database, options: ServiceOptions, logger: Logger) {
   const { orm } = db;
-  const cache = new InstanceCache();
+  const cache = new InstanceCache(orm);
   const inference = new InferenceService(orm, cache, { batchLimit: options.inferBatchLimit });
   const learning = new LearningService(
     db,

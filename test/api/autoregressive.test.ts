@@ -1,6 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectFailure, simulateAutoregressive as simulate } from "../support/assertions.ts";
+import { expectArgumentsRejected, expectFailure, simulateAutoregressive as simulate } from "../support/assertions.ts";
 import { inMemoryApp, tensor } from "../support/harness.ts";
 
 let app: Awaited<ReturnType<typeof inMemoryApp>>;
@@ -180,14 +180,7 @@ describe("autoregressive-v1 validation", () => {
       "DATA_NOT_VALID",
       "events[0].data.y",
     );
-    for (const args of [{ order: 0 }, { order: 2.5 }, { iterations: 0 }, { noise_rate: 0 }] as Array<Record<string, number>>) {
-      await expectFailure(
-        app.models.createInstance({ model: MODEL, arguments: args }),
-        Code.InvalidArgument,
-        "ARGUMENTS_NOT_VALID",
-        `arguments.${Object.keys(args)[0]}`,
-      );
-    }
+    await expectArgumentsRejected(app.models, MODEL, [{ order: 0 }, { order: 2.5 }, { iterations: 0 }, { noise_rate: 0 }]);
     expect((await app.models.getEpisode({ instanceId: id, name: "default" })).episode?.eventCount).toBe(0n);
   });
 

@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Distribution } from "../../gen/posterior/v1/values_pb.ts";
-import { expectFailure, testNormals as normals } from "../support/assertions.ts";
+import { expectArgumentsRejected, expectFailure, testNormals as normals } from "../support/assertions.ts";
 import { inMemoryApp, tensor } from "../support/harness.ts";
 
 let app: Awaited<ReturnType<typeof inMemoryApp>>;
@@ -198,14 +198,7 @@ describe("linear-regression-v1 inference", () => {
     await expectFailure(infer({ x: input(1), y: tensor(2) }), Code.InvalidArgument, "DATA_LAYOUT_NOT_COMPATIBLE", "observation.y");
     await expectFailure(attach(id, [{ y: tensor(1) }]), Code.InvalidArgument, "DATA_INCOMPLETE", "events[0].data.x");
     await expectFailure(attach(id, [{ x: input(1), y: tensor(Number.POSITIVE_INFINITY) }]), Code.InvalidArgument, "DATA_NOT_VALID");
-    for (const args of [{ input_dim: 0 }, { prior_precision: 0 }, { noise_shape: -1 }, { input_dim: 1.5 }] as Array<Record<string, number>>) {
-      await expectFailure(
-        app.models.createInstance({ model: MODEL, arguments: args }),
-        Code.InvalidArgument,
-        "ARGUMENTS_NOT_VALID",
-        `arguments.${Object.keys(args)[0]}`,
-      );
-    }
+    await expectArgumentsRejected(app.models, MODEL, [{ input_dim: 0 }, { prior_precision: 0 }, { noise_shape: -1 }, { input_dim: 1.5 }]);
     expect((await app.models.getEpisode({ instanceId: id, name: "default" })).episode?.eventCount).toBe(0n);
   });
 

@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Distribution } from "../../gen/posterior/v1/values_pb.ts";
-import { expectFailure, testNormals as normals } from "../support/assertions.ts";
+import { expectArgumentsRejected, expectFailure, testNormals as normals } from "../support/assertions.ts";
 import { inMemoryApp } from "../support/harness.ts";
 
 let app: Awaited<ReturnType<typeof inMemoryApp>>;
@@ -176,14 +176,7 @@ describe("linear-state-space-model-v1 validation", () => {
     await expectFailure(call({ y: vec(1, 2, 3) }, { horizon: 0 }), Code.InvalidArgument, "ARGUMENTS_NOT_VALID", "arguments.horizon");
     await expectFailure(call({ y: vec(1, 2, 3) }, { process_noise: 2 }), Code.InvalidArgument, "ARGUMENTS_NOT_VALID", "arguments.process_noise");
     await expectFailure(attach(id, [{ y: vec(1, 2, Number.POSITIVE_INFINITY) }]), Code.InvalidArgument, "DATA_NOT_VALID", "events[0].data.y");
-    for (const args of [{ state_dimension: 0 }, { process_noise: 0 }, { initial_variance: -1 }, { iterations: 1.5 }] as Array<Record<string, number>>) {
-      await expectFailure(
-        app.models.createInstance({ model: MODEL, arguments: args }),
-        Code.InvalidArgument,
-        "ARGUMENTS_NOT_VALID",
-        `arguments.${Object.keys(args)[0]}`,
-      );
-    }
+    await expectArgumentsRejected(app.models, MODEL, [{ state_dimension: 0 }, { process_noise: 0 }, { initial_variance: -1 }, { iterations: 1.5 }]);
     expect((await app.models.getEpisode({ instanceId: id, name: "default" })).episode?.eventCount).toBe(0n);
     // The failed calls left the fresh belief N(1, I) untouched: the first valid call updates it directly.
     const { state } = await infer(id, { y: vec(3, 3, 3) });

@@ -225,7 +225,7 @@ describe("stream durability at shutdown", () => {
   it("drains what open streams hold before the database closes", async () => {
     const db = await openTestDatabase();
     try {
-      const inference = new InferenceService(db.orm, new InstanceCache(), { batchLimit: 100 });
+      const inference = new InferenceService(db.orm, new InstanceCache(db.orm), { batchLimit: 100 });
       const instance = await new InstanceService(db.orm).create({ model: "beta-bernoulli-v1", description: "", arguments: {} });
       const stream = await inference.openStream({ instanceId: instance.id, episode: "", storeEvent: true, arguments: {} });
       for (const y of [1, 0, 1]) await stream.tick({ observation: { y: scalar(y) }, goal: {} });

@@ -1,6 +1,7 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.ts";
+import type { ModelService } from "../../gen/posterior/v1/model_service_pb.ts";
 
 /** The call fails with this code and ErrorInfo reason, naming `field` in its BadRequest detail if given. */
 export async function expectFailure(call: Promise<unknown>, code: Code, reason: string, field?: string) {
@@ -15,6 +16,17 @@ export async function expectFailure(call: Promise<unknown>, code: Code, reason: 
     expect(error!.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => v.field)).toContain(field);
   }
   return error!;
+}
+
+/** Each set of arguments is refused at instance creation, naming its (first) argument. */
+export async function expectArgumentsRejected(
+  models: Client<typeof ModelService>,
+  model: string,
+  cases: ReadonlyArray<Record<string, number>>,
+) {
+  for (const args of cases) {
+    await expectFailure(models.createInstance({ model, arguments: args }), Code.InvalidArgument, "ARGUMENTS_NOT_VALID", `arguments.${Object.keys(args)[0]}`);
+  }
 }
 
 /** A small seeded generator for simulating test data (mulberry32). */
