@@ -3,7 +3,9 @@ import { pino } from "pino";
 import { loadConfig } from "./config.ts";
 import { startServer } from "./server/server.ts";
 
-const logger = pino({ level: process.env.LOG_LEVEL || "info" });
+// Asynchronous writes: lines logged while a write is in flight go out together, instead of one
+// blocking write(2) per access-log line; pino flushes what is left when the process exits.
+const logger = pino({ level: process.env.LOG_LEVEL || "info" }, pino.destination({ dest: 1, sync: false }));
 try {
   const server = await startServer(loadConfig(process.env), logger);
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
