@@ -2,6 +2,7 @@
 //   node bench/models.ts
 // Inputs come from each schema's examples under default arguments, so new model types are
 // measured without touching this file.
+import { Random } from "../src/math/random.ts";
 import { tensorFromJson } from "../src/math/tensor.ts";
 import { modelTypes } from "../src/models/registry.ts";
 import type { AnyModelType, FieldSpec, Fields, JsonObject } from "../src/models/types.ts";
@@ -79,4 +80,37 @@ console.log("| model | infer (µs/call) | learn 1 000 events (µs) | learn 100 0
 console.log("|---|---|---|---|");
 for (const r of rows) {
   console.log(`| ${r.model} | ${r.inferMicros.toPrecision(3)} | ${r.learn1kMicros.toPrecision(3)} | ${r.learn100kMillis.toPrecision(3)} |`);
+}
+
+/** The noisy rotation of bench/data.ts: x_{t+1} = R(0.1) x_t + N(0, 0.01² I), y_t = x_t + N(0, 0.05² I). */
+function rotationEvents(n: number): Fields[] {
+  const random = new Random(3);
+  const [cos, sin] = [Math.cos(0.1), Math.sin(0.1)];
+  let [a, b] = [1, 0];
+  return Array.from({ length: n }, () => {
+    [a, b] = [cos * a - sin * b + 0.01 * random.normal(), sin * a + cos * b + 0.01 * random.normal()];
+    return { y: { shape: [2], values: [a + 0.05 * random.normal(), b + 0.05 * random.normal()] } };
+  });
+}
+
+// The API learning benchmark's case (bench/data.ts) without the server. Timed per call (median of 3 after a
+// warm-up on 1 000 events) rather than through measure(), whose 50 warm-up calls would take minutes whenever a
+// learn on 100 000 points takes seconds.
+{
+  const model = modelTypes.get("linear-state-space-model-v1")!;
+  const { arguments: args } = resolveArguments(model.schema, {});
+  const prior = model.initialParameters(args, 1);
+  const state = model.initialState(args);
+  const learnOn = (events: Fields[]) => model.learn({ arguments: args, prior, state, events, seed: 1, options: {} });
+  sink = learnOn(rotationEvents(1_000));
+  const events = rotationEvents(100_000);
+  const samples = Array.from({ length: 3 }, () => {
+    const start = performance.now();
+    sink = learnOn(events);
+    return performance.now() - start;
+  });
+  console.log(
+    `\nlinear-state-space-model-v1 learn, 100 000 points of a noisy rotation (bench/data.ts), default arguments (${String(args.iterations)} EM iterations): ` +
+      `${samples.sort((x, y) => x - y)[1]!.toFixed(0)} ms (median of 3)`,
+  );
 }

@@ -2,9 +2,10 @@
 // x_t = A x_{t−1} + w, w ~ N(0, q·I); y_t = x_t + v, v ~ N(0, r·I). infer is one Kalman step plus an
 // H-step prediction; learn is MAP-EM for A (RTS smoother E-step) under a Gaussian prior on A's rows.
 import type { Distribution } from "../../math/distribution.ts";
-import { choleskySolve, choleskyWithJitter, logDetFromCholesky, matMul, matVec, solveLower, symmetrize, transpose } from "../../math/linalg.ts";
+import { choleskySolve, choleskyWithJitter, logDetFromCholesky, matMul, matVec, symmetrize } from "../../math/linalg.ts";
 import type { Tensor } from "../../math/tensor.ts";
 import type { Fields, ModelType } from "../types.ts";
+import { kalmanUpdate, propagate, type Sequence, smooth, Workspace } from "./kalman.ts";
 
 interface Arguments {
   state_dimension: number;
@@ -40,112 +41,6 @@ const eye = (d: number, scale: number): Float64Array => {
   for (let i = 0; i < d; i++) out[i * d + i] = scale;
   return out;
 };
-
-/** A P Aᵀ + q·I, symmetrised. */
-function propagate(a: Float64Array, p: Float64Array, q: number, d: number): Float64Array {
-  const out = matMul(matMul(a, p, d, d, d), transpose(a, d, d), d, d, d);
-  for (let i = 0; i < d; i++) out[i * d + i] = out[i * d + i]! + q;
-  symmetrize(out, d);
-  return out;
-}
-
-/**
- * Measurement update of N(m, P) with y = x + v, v ~ N(0, r·I), in Joseph form; returns the updated
- * belief and log N(y; m, P + r·I).
- */
-export function kalmanUpdate(
-  m: Float64Array,
-  p: Float64Array,
-  y: ArrayLike<number>,
-  r: number,
-  d: number,
-): { mean: Float64Array; covariance: Float64Array; logLikelihood: number } {
-  const s = Float64Array.from(p);
-  for (let i = 0; i < d; i++) s[i * d + i] = s[i * d + i]! + r;
-  const { l } = choleskyWithJitter(s, d);
-  // P and S are symmetric, so row j of K = P S⁻¹ is S⁻¹ applied to row j of P.
-  const k = new Float64Array(d * d);
-  for (let j = 0; j < d; j++) k.set(choleskySolve(l, d, p.subarray(j * d, (j + 1) * d)), j * d);
-  const e = new Float64Array(d);
-  for (let i = 0; i < d; i++) e[i] = y[i]! - m[i]!;
-  const mean = Float64Array.from(m);
-  const ke = matVec(k, e, d, d);
-  for (let i = 0; i < d; i++) mean[i] = mean[i]! + ke[i]!;
-  const iMinusK = new Float64Array(d * d);
-  for (let i = 0; i < d * d; i++) iMinusK[i] = -k[i]!;
-  for (let i = 0; i < d; i++) iMinusK[i * d + i] = iMinusK[i * d + i]! + 1;
-  const covariance = matMul(matMul(iMinusK, p, d, d, d), transpose(iMinusK, d, d), d, d, d);
-  const kkt = matMul(k, transpose(k, d, d), d, d, d);
-  for (let i = 0; i < d * d; i++) covariance[i] = covariance[i]! + r * kkt[i]!;
-  symmetrize(covariance, d);
-  const z = solveLower(l, d, e);
-  let zz = 0;
-  for (let i = 0; i < d; i++) zz += z[i]! * z[i]!;
-  const logLikelihood = -0.5 * (d * LN_2PI + logDetFromCholesky(l, d) + zz);
-  return { mean, covariance, logLikelihood };
-}
-
-export interface Sequence {
-  /** Prior of x_1 (no transition before the first observation). */
-  readonly mean: Float64Array;
-  readonly covariance: Float64Array;
-  readonly ys: readonly (readonly number[])[];
-}
-
-export interface Smoothed {
-  readonly logLikelihood: number;
-  /** m_{t|T}, P_{t|T}. */
-  readonly means: Float64Array[];
-  readonly covariances: Float64Array[];
-  /** Cov(x_{t+1}, x_t | y_{1:T}) for t = 1..T−1. */
-  readonly lagOne: Float64Array[];
-  /** The filtered belief at each t (m_{t|t}, P_{t|t}). */
-  readonly filteredMeans: Float64Array[];
-  readonly filteredCovariances: Float64Array[];
-}
-
-/** Kalman filter and Rauch–Tung–Striebel smoother of one sequence under transition matrix A. */
-export function smooth(seq: Sequence, a: Float64Array, q: number, r: number, d: number): Smoothed {
-  const n = seq.ys.length;
-  const fm: Float64Array[] = [];
-  const fp: Float64Array[] = [];
-  const pm: Float64Array[] = [];
-  const pp: Float64Array[] = [];
-  let logLikelihood = 0;
-  for (let t = 0; t < n; t++) {
-    const mPred = t === 0 ? seq.mean : matVec(a, fm[t - 1]!, d, d);
-    const pPred = t === 0 ? seq.covariance : propagate(a, fp[t - 1]!, q, d);
-    pm.push(mPred);
-    pp.push(pPred);
-    const u = kalmanUpdate(mPred, pPred, seq.ys[t]!, r, d);
-    fm.push(u.mean);
-    fp.push(u.covariance);
-    logLikelihood += u.logLikelihood;
-  }
-  const means = fm.map((m) => Float64Array.from(m));
-  const covariances = fp.map((p) => Float64Array.from(p));
-  const lagOne: Float64Array[] = new Array<Float64Array>(Math.max(0, n - 1));
-  const aT = transpose(a, d, d);
-  for (let t = n - 2; t >= 0; t--) {
-    // G = P_{t|t} Aᵀ P_{t+1|t}⁻¹; with both covariances symmetric, row i of G is P_{t+1|t}⁻¹ applied to row i of P_{t|t}Aᵀ.
-    const { l } = choleskyWithJitter(pp[t + 1]!, d);
-    const pat = matMul(fp[t]!, aT, d, d, d);
-    const g = new Float64Array(d * d);
-    for (let i = 0; i < d; i++) g.set(choleskySolve(l, d, pat.subarray(i * d, (i + 1) * d)), i * d);
-    const gT = transpose(g, d, d);
-    const dm = new Float64Array(d);
-    for (let i = 0; i < d; i++) dm[i] = means[t + 1]![i]! - pm[t + 1]![i]!;
-    const gdm = matVec(g, dm, d, d);
-    for (let i = 0; i < d; i++) means[t]![i] = fm[t]![i]! + gdm[i]!;
-    const dp = new Float64Array(d * d);
-    for (let i = 0; i < d * d; i++) dp[i] = covariances[t + 1]![i]! - pp[t + 1]![i]!;
-    const corr = matMul(matMul(g, dp, d, d, d), gT, d, d, d);
-    for (let i = 0; i < d * d; i++) covariances[t]![i] = fp[t]![i]! + corr[i]!;
-    symmetrize(covariances[t]!, d);
-    lagOne[t] = matMul(covariances[t + 1]!, gT, d, d, d);
-  }
-  return { logLikelihood, means, covariances, lagOne, filteredMeans: fm, filteredCovariances: fp };
-}
 
 /** log p(A) under independent rows a_i ~ N(m0_i, Λ0⁻¹). */
 function logPrior(a: Float64Array, m0: Float64Array, l0: Float64Array, d: number): number {
@@ -183,26 +78,21 @@ export function emLearn(
   iterations: number,
   onIteration?: (iteration: number, total: number) => void,
 ): EmResult {
+  // One buffer per sequence for its smoothed means and one workspace, reused by every E-step.
+  const meansOf = sequences.map((seq) => new Float64Array(seq.observations.length));
+  const workspace = new Workspace(d);
   const estep = (a: Float64Array) => {
     const s00 = new Float64Array(d * d);
     const s10 = new Float64Array(d * d);
     let ll = 0;
-    for (const seq of sequences) {
-      const sm = smooth(seq, a, q, r, d);
+    sequences.forEach((seq, k) => {
+      const sm = smooth(seq, a, q, r, d, meansOf[k], workspace);
       ll += sm.logLikelihood;
-      for (let t = 0; t + 1 < seq.ys.length; t++) {
-        const m0 = sm.means[t]!;
-        const m1 = sm.means[t + 1]!;
-        const p0 = sm.covariances[t]!;
-        const c10 = sm.lagOne[t]!;
-        for (let i = 0; i < d; i++) {
-          for (let j = 0; j < d; j++) {
-            s00[i * d + j] = s00[i * d + j]! + p0[i * d + j]! + m0[i]! * m0[j]!;
-            s10[i * d + j] = s10[i * d + j]! + c10[i * d + j]! + m1[i]! * m0[j]!;
-          }
-        }
+      for (let i = 0; i < d * d; i++) {
+        s00[i] = s00[i]! + sm.secondMoment[i]!;
+        s10[i] = s10[i]! + sm.crossMoment[i]!;
       }
-    }
+    });
     return { s00, s10, ll };
   };
   const m0l0 = matMul(priorMean, priorPrecision, d, d, d);
@@ -255,16 +145,21 @@ const initialBelief = (args: Arguments, center?: readonly number[]) => ({
  * N(current_state, initial_variance·I); the batch's first sequence starts from N(initial_mean·1, initial_variance·I).
  */
 function sequencesOf(events: readonly Fields[], args: Arguments, episodeStarts: readonly number[] = []): Sequence[] {
+  const d = args.state_dimension;
   const starts = new Set(episodeStarts);
-  const out: { mean: Float64Array; covariance: Float64Array; ys: number[][] }[] = [];
+  // Every sequence is a view into one array of all observations, each starting at its `from`.
+  const ys = new Float64Array(events.length * d);
+  let end = 0;
+  const out: { mean: Float64Array; covariance: Float64Array; from: number }[] = [];
   events.forEach((event, i) => {
     const y = event.y?.values;
     if (y === undefined) return;
     const reset = event.current_state?.values;
-    if (out.length === 0 || reset !== undefined || starts.has(i)) out.push({ ...initialBelief(args, reset), ys: [] });
-    out[out.length - 1]!.ys.push([...y]);
+    if (out.length === 0 || reset !== undefined || starts.has(i)) out.push({ ...initialBelief(args, reset), from: end });
+    ys.set(y, end);
+    end += d;
   });
-  return out;
+  return out.map(({ mean, covariance, from }, k) => ({ mean, covariance, observations: ys.subarray(from, out[k + 1]?.from ?? end) }));
 }
 
 const Y_DESCRIPTION = "Observation y_t = x_t + v of the current state (state_dimension numbers)";
@@ -426,7 +321,7 @@ export const linearStateSpace: ModelType<Arguments, Parameters, State> = {
   learn({ arguments: args, prior, events, sequenceStarts, onIteration }) {
     const d = args.state_dimension;
     const sequences = sequencesOf(events, args, sequenceStarts);
-    const dataPoints = sequences.reduce((n, s) => n + s.ys.length, 0);
+    const dataPoints = sequences.reduce((n, s) => n + s.observations.length / d, 0);
     if (dataPoints === 0) return { parameters: prior, metrics: { dataPoints: 0, iterations: 0, freeEnergy: [] } };
     const priorMean = Float64Array.from(prior.A);
     const priorPrecision = Float64Array.from(prior.precision);
