@@ -1,15 +1,13 @@
-import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { Migrator } from "@mikro-orm/migrations";
 import { PgliteDriver } from "@mikro-orm/pglite";
 import { PostgreSqlDriver } from "@mikro-orm/postgresql";
-import { PGlite } from "@electric-sql/pglite";
-import { createPostgreSqlTypeParsers, defineConfig, MikroORM, type Options } from "@mikro-orm/sql";
-import array from "postgres-array";
+import type { PGlite } from "@electric-sql/pglite";
+import { defineConfig, MikroORM, type Options } from "@mikro-orm/sql";
 import type { Logger } from "pino";
 import { entities } from "./entities.ts";
 import { DEFAULT_JOB_OPTIONS, JobQueue, type JobQueueOptions } from "./jobs.ts";
-import { acquireDirectoryLock, withAdvisoryLock } from "./lock.ts";
+import { type EmbeddedDatabase, MEMORY, openEmbedded } from "./embedded.ts";
+import { withAdvisoryLock } from "./lock.ts";
 import { migrations } from "./migrations/index.ts";
 
 export interface DatabaseConfig {
@@ -22,9 +20,10 @@ export interface DatabaseConfig {
   readonly jobs?: JobQueueOptions;
 }
 
-export const MEMORY = "memory://";
+export { MEMORY };
 
-export function ormOptions(config: DatabaseConfig, logger?: Logger, preloaded?: Promise<PGlite>): Options {
+/** Without `pglite`, an embedded database is opened by MikroORM itself (the migration tooling). */
+export function ormOptions(config: DatabaseConfig, logger?: Logger, pglite?: Promise<PGlite>): Options {
   const common = {
     entities,
     extensions: [Migrator],
@@ -36,8 +35,7 @@ export function ormOptions(config: DatabaseConfig, logger?: Logger, preloaded?: 
   if (config.url) {
     return defineConfig({ ...common, driver: PostgreSqlDriver, clientUrl: config.url, pool: { min: 0, max: 10 } });
   }
-  const dbName = config.dataDir === MEMORY ? MEMORY : join(resolve(config.dataDir), "pglite");
-  return defineConfig({ ...common, driver: PgliteDriver, dbName, driverOptions: preloaded ? { pglite: () => preloaded } : {} });
+  return defineConfig({ ...common, driver: PgliteDriver, dbName: MEMORY, driverOptions: pglite ? { pglite: () => pglite } : {} });
 }
 
 export type AppOrm = MikroORM;
@@ -51,22 +49,14 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/** Opens the database, applies pending migrations and, for an embedded directory, holds its lock. */
-export async function openDatabase(config: DatabaseConfig, logger?: Logger): Promise<Database> {
-  let releaseLock = () => {};
-  if (!config.url && config.dataDir !== MEMORY) {
-    const dir = resolve(config.dataDir);
-    mkdirSync(dir, { recursive: true });
-    releaseLock = acquireDirectoryLock(dir);
-  }
+/**
+ * Opens the database and applies pending migrations. An embedded one is opened here unless the
+ * caller has started opening it already (`embedded`), and is closed with the database.
+ */
+export async function openDatabase(config: DatabaseConfig, logger?: Logger, embedded?: EmbeddedDatabase): Promise<Database> {
+  const local = config.url ? undefined : (embedded ?? openEmbedded(config.dataDir, config.loadDataDir));
   try {
-    // MikroORM copies its options, which breaks a Blob inside them, so a preloaded database is
-    // created here (with the type parsers MikroORM installs on instances it creates itself).
-    const preloaded =
-      config.loadDataDir && !config.url
-        ? PGlite.create({ loadDataDir: config.loadDataDir, parsers: createPostgreSqlTypeParsers((s) => array.parse(s)) })
-        : undefined;
-    const orm = await MikroORM.init(ormOptions(config, logger, preloaded));
+    const orm = await MikroORM.init(ormOptions(config, logger, local?.pglite));
     const prepare = async () => {
       await orm.migrator.up();
       return JobQueue.open(orm, config.url, config.jobs ?? DEFAULT_JOB_OPTIONS, logger);
@@ -81,12 +71,11 @@ export async function openDatabase(config: DatabaseConfig, logger?: Logger): Pro
       async close() {
         await jobs.stop();
         await orm.close(true);
-        await (await preloaded)?.close(); // ours, not the ORM's
-        releaseLock();
+        await local?.close(); // the ORM leaves an instance it was given open
       },
     };
   } catch (error) {
-    releaseLock();
+    await local?.close();
     throw error;
   }
 }

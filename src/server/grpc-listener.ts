@@ -54,8 +54,10 @@ export async function listenGrpc(
   };
 }
 
-const serializer = (schema: DescMessage) => (message: unknown) =>
-  Buffer.from(toBinary(schema, create(schema, message as never)));
+const serializer = (schema: DescMessage) => (message: unknown) => {
+  const bytes = toBinary(schema, create(schema, message as never));
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength); // a view, not a copy
+};
 
 const deserializer = (schema: DescMessage) => (bytes: Buffer) => fromBinary(schema, bytes);
 
