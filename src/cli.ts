@@ -1,17 +1,13 @@
 // Runs the server until SIGTERM or SIGINT, with the configuration from the environment.
 import { pino } from "pino";
 import { loadConfig } from "./config.ts";
-import { openEmbedded } from "./persistence/embedded.ts";
+import { startServer } from "./server/server.ts";
 
 // Asynchronous writes: lines logged while a write is in flight go out together, instead of one
 // blocking write(2) per access-log line; pino flushes what is left when the process exits.
 const logger = pino({ level: process.env.LOG_LEVEL || "info" }, pino.destination({ dest: 1, sync: false }));
 try {
-  const config = loadConfig(process.env);
-  // The embedded database opens while the server's modules load (measured: README, cold start).
-  const embedded = config.databaseUrl ? undefined : openEmbedded(config.dataDir);
-  const { startServer } = await import("./server/server.ts");
-  const server = await startServer(config, logger, { embedded });
+  const server = await startServer(loadConfig(process.env), logger);
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, () => {
       logger.info({ signal }, "shutting down");

@@ -6,7 +6,7 @@ import { defineConfig, MikroORM, type Options } from "@mikro-orm/sql";
 import type { Logger } from "pino";
 import { entities } from "./entities.ts";
 import { DEFAULT_JOB_OPTIONS, JobQueue, type JobQueueOptions } from "./jobs.ts";
-import { type EmbeddedDatabase, MEMORY, openEmbedded } from "./embedded.ts";
+import { MEMORY, openEmbedded } from "./embedded.ts";
 import { withAdvisoryLock } from "./lock.ts";
 import { migrations } from "./migrations/index.ts";
 
@@ -49,12 +49,9 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/**
- * Opens the database and applies pending migrations. An embedded one is opened here unless the
- * caller has started opening it already (`embedded`), and is closed with the database.
- */
-export async function openDatabase(config: DatabaseConfig, logger?: Logger, embedded?: EmbeddedDatabase): Promise<Database> {
-  const local = config.url ? undefined : (embedded ?? openEmbedded(config.dataDir, config.loadDataDir));
+/** Opens the database and applies pending migrations; an embedded one is locked, and closed with it. */
+export async function openDatabase(config: DatabaseConfig, logger?: Logger): Promise<Database> {
+  const local = config.url ? undefined : openEmbedded(config.dataDir, config.loadDataDir);
   try {
     const orm = await MikroORM.init(ormOptions(config, logger, local?.pglite));
     const prepare = async () => {

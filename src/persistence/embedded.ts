@@ -1,6 +1,5 @@
-// The embedded database: its directory lock and its PGlite instance. Kept apart from the ORM so the
-// process can start opening it (WASM compile, reading the directory) while the server's other
-// modules are still loading.
+// The embedded database: its directory lock and its PGlite instance, which the ORM is given (so
+// that in-memory, preloaded and on-disk databases open the same way) and which is closed after it.
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
@@ -15,8 +14,8 @@ export interface EmbeddedDatabase {
 }
 
 /**
- * Locks the directory (throws at once if another process holds it) and starts opening the database
- * in it; `dataDir` MEMORY opens a throwaway one, from `loadDataDir` when given.
+ * Locks the directory (throws if another process holds it) and opens the database in it; `dataDir`
+ * MEMORY opens a throwaway one, from `loadDataDir` when given.
  */
 export function openEmbedded(dataDir: string, loadDataDir?: Blob): EmbeddedDatabase {
   let releaseLock = () => {};

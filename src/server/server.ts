@@ -1,7 +1,6 @@
 import type { Logger } from "pino";
 import type { Config } from "../config.ts";
 import { openDatabase } from "../persistence/database.ts";
-import type { EmbeddedDatabase } from "../persistence/embedded.ts";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createHandler, createServices, serviceImpls } from "./app.ts";
 import type { GrpcListener } from "./grpc-listener.ts";
@@ -17,14 +16,10 @@ export interface RunningServer {
 export async function startServer(
   config: Config,
   logger: Logger,
-  options: { loadDataDir?: Blob; embedded?: EmbeddedDatabase } = {},
+  testing: { loadDataDir?: Blob } = {},
 ): Promise<RunningServer> {
   const started = performance.now();
-  const db = await openDatabase(
-    { url: config.databaseUrl, dataDir: config.dataDir, jobs: config.jobs, loadDataDir: options.loadDataDir },
-    logger,
-    options.embedded,
-  );
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, jobs: config.jobs, ...testing }, logger);
   const shutdown = new AbortController();
   const services = createServices(db, config, logger);
   const handler = createHandler({ services, logger, shutdownSignal: shutdown.signal, corsOrigins: config.corsOrigins });
