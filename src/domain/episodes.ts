@@ -133,7 +133,13 @@ export async function appendValidEvents(em: EntityManager, instance: Instance, n
     throw invalidRequest("events", `must contain at most ${MAX_EVENTS_PER_CALL} events, got ${events.length}`);
   }
   const model = modelOf(instance.model);
-  const violations: Violation[] = events.flatMap((e, i) => validateData(model, "event", e.data, instance.arguments, `events[${i}].data`));
+  const violations: Violation[] = events.flatMap((e, i) => [
+    ...validateData(model, "event", e.data, instance.arguments, `events[${i}].data`),
+    // PostgreSQL's jsonb cannot hold U+0000; refused here rather than failing the insert.
+    ...(e.metadata && JSON.stringify(e.metadata).includes("\\u0000")
+      ? [{ field: `events[${i}].metadata`, description: "must not contain the character U+0000", reason: "DATA_NOT_VALID" as const }]
+      : []),
+  ]);
   if (violations.length > 0) throw invalidData(violations);
   const episode = await findEpisode(em, instance, name, true);
   const rows: NewEvent[] = events.map((e) => ({ timestamp: e.timestamp ?? now, data: fieldsToJson(e.data), metadata: e.metadata ?? null }));

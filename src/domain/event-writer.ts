@@ -1,7 +1,6 @@
 import type { AppOrm } from "../persistence/database.ts";
-import { Instance } from "../persistence/entities.ts";
-import { appendEvents, type NewEvent } from "../persistence/events.ts";
-import { findEpisode } from "./records.ts";
+import { appendToEpisodes, type NewEvent } from "../persistence/events.ts";
+import { notFound } from "./errors.ts";
 
 interface PendingEvent {
   readonly instanceId: string;
@@ -61,28 +60,21 @@ export class EventWriter {
       if (group) group.push(p);
       else groups.set(key, [p]);
     }
-    const outcomes: Array<() => void> = [];
+    const appends = [...groups.values()];
+    let firstSeqs: Array<number | undefined>;
     try {
-      await this.#orm.em.fork().transactional(async (tx) => {
-        for (const group of groups.values()) {
-          const { instanceId, episode: name } = group[0]!;
-          let episode;
-          try {
-            episode = await findEpisode(tx, tx.getReference(Instance, instanceId), name, true);
-          } catch (error) {
-            // A missing episode fails only the calls that named it.
-            outcomes.push(() => group.forEach((p) => p.reject(error)));
-            continue;
-          }
-          const { firstSeq } = await appendEvents(tx, episode, group.map((p) => p.event));
-          outcomes.push(() => group.forEach((p, i) => p.resolve(firstSeq + i)));
-        }
-        await tx.flush();
-      });
+      firstSeqs = await this.#orm.em.fork().transactional((tx) =>
+        appendToEpisodes(tx, appends.map((group) => ({ instanceId: group[0]!.instanceId, episode: group[0]!.episode, events: group.map((p) => p.event) }))),
+      );
     } catch (error) {
       for (const p of batch) p.reject(error);
       return;
     }
-    for (const settle of outcomes) settle();
+    appends.forEach((group, k) => {
+      const firstSeq = firstSeqs[k];
+      // A missing episode fails only the calls that named it.
+      if (firstSeq === undefined) group.forEach((p) => p.reject(notFound("EPISODE", "episode", p.episode)));
+      else group.forEach((p, i) => p.resolve(firstSeq + i));
+    });
   }
 }

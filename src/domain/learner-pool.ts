@@ -6,8 +6,6 @@ export interface LearnTask {
   readonly arguments: JsonObject;
   readonly prior: JsonObject;
   readonly state: JsonObject;
-  /** Event data as stored. */
-  readonly events: readonly JsonObject[];
   readonly sequenceStarts: readonly number[];
   readonly seed: number;
   readonly options: JsonObject;
@@ -20,6 +18,12 @@ export interface LearnResult {
   readonly state?: JsonObject;
   readonly metrics: LearnMetrics;
 }
+
+/** To the thread: event data (JSON array texts of stored event data) ahead of the task that learns from it all. */
+export type LearnerRequest =
+  | { kind: "data"; arrays: readonly string[] }
+  | { kind: "discard" }
+  | { kind: "learn"; task: LearnTask };
 
 export type LearnerMessage =
   | { kind: "progress"; iteration: number; total: number }
@@ -47,24 +51,72 @@ export class LearnerPool {
   readonly #idle: Worker[] = [];
   readonly #busy = new Set<Worker>();
 
-  /**
-   * Learns on a thread. When `signal` aborts, the learner stops at its next iteration (or its thread
-   * is ended) and the promise rejects with the signal's reason.
-   */
-  learn(task: Omit<LearnTask, "stop">, signal: AbortSignal, onProgress: (iteration: number, total: number) => void): Promise<LearnResult> {
-    signal.throwIfAborted();
-    const stop = new SharedArrayBuffer(4);
+  /** A thread for one learn, kept until the learn ends or `release` is called. */
+  reserve(): Learner {
     const worker = this.#idle.pop() ?? new Worker(new URL("./learner-thread.ts", import.meta.url));
     this.#busy.add(worker);
+    return new Learner(worker, (reuse) => {
+      this.#busy.delete(worker);
+      if (reuse) this.#idle.push(worker);
+      else void worker.terminate();
+    });
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.#idle, ...this.#busy];
+    this.#idle.length = 0;
+    await Promise.all(all.map((w) => w.terminate()));
+  }
+}
+
+/**
+ * A reserved thread. Event data sent while the rest is read is parsed there meanwhile; `learn`
+ * then learns from all of it, in the order sent.
+ */
+export class Learner {
+  readonly #worker: Worker;
+  readonly #giveBack: (reuse: boolean) => void;
+  /** Why the thread ended, if it did (parsing a snapshot can run it out of memory before `learn`). */
+  #ended: Error | undefined;
+  #onEnded = () => {};
+  readonly #onError = (error: Error) => this.#end(new Error(`learner thread failed: ${error.message}`));
+  readonly #onExit = (code: number) => this.#end(new Error(`learner thread exited with code ${code}`));
+
+  constructor(worker: Worker, giveBack: (reuse: boolean) => void) {
+    this.#worker = worker;
+    this.#giveBack = giveBack;
+    worker.on("error", this.#onError).on("exit", this.#onExit);
+  }
+
+  send(arrays: readonly string[]): void {
+    this.#post({ kind: "data", arrays });
+  }
+
+  /** Returns the thread without learning, dropping the data sent. */
+  release(): void {
+    if (!this.#ended) this.#post({ kind: "discard" });
+    this.#return(true);
+  }
+
+  /**
+   * Learns on the thread, which is then returned to the pool. When `signal` aborts, the learner
+   * stops at its next iteration (or its thread is ended) and the promise rejects with the signal's reason.
+   */
+  learn(task: Omit<LearnTask, "stop">, signal: AbortSignal, onProgress: (iteration: number, total: number) => void): Promise<LearnResult> {
+    if (this.#ended || signal.aborted) {
+      const reason: unknown = this.#ended ?? signal.reason;
+      this.release();
+      return Promise.reject(reason);
+    }
+    const stop = new SharedArrayBuffer(4);
+    const worker = this.#worker;
     return new Promise<LearnResult>((resolve, reject) => {
       let forced: NodeJS.Timeout | undefined;
       const settle = (reuse: boolean, outcome: () => void) => {
         clearTimeout(forced);
         signal.removeEventListener("abort", onAbort);
-        worker.off("message", onMessage).off("error", onError).off("exit", onExit);
-        this.#busy.delete(worker);
-        if (reuse) this.#idle.push(worker);
-        else void worker.terminate();
+        worker.off("message", onMessage);
+        this.#return(reuse);
         outcome();
       };
       const onMessage = (message: LearnerMessage) => {
@@ -73,21 +125,29 @@ export class LearnerPool {
         if (message.kind === "stopped") return settle(true, () => reject(signal.reason));
         settle(true, () => reject(new LearnerFailure(message.message, message.numerical)));
       };
-      const onError = (error: Error) => settle(false, () => reject(new Error(`learner thread failed: ${error.message}`)));
-      const onExit = (code: number) => settle(false, () => reject(new Error(`learner thread exited with code ${code}`)));
       const onAbort = () => {
         Atomics.store(new Int32Array(stop), 0, 1);
         forced = setTimeout(() => settle(false, () => reject(signal.reason)), STOP_GRACE_MS);
       };
-      worker.on("message", onMessage).on("error", onError).on("exit", onExit);
+      this.#onEnded = () => settle(false, () => reject(this.#ended));
+      worker.on("message", onMessage);
       signal.addEventListener("abort", onAbort, { once: true });
-      worker.postMessage({ ...task, stop } satisfies LearnTask);
+      this.#post({ kind: "learn", task: { ...task, stop } });
     });
   }
 
-  async close(): Promise<void> {
-    const all = [...this.#idle, ...this.#busy];
-    this.#idle.length = 0;
-    await Promise.all(all.map((w) => w.terminate()));
+  #end(error: Error): void {
+    this.#ended ??= error;
+    this.#onEnded();
+  }
+
+  /** Gives the thread back: to be reused unless it ended or is to be ended. */
+  #return(reuse: boolean): void {
+    this.#worker.off("error", this.#onError).off("exit", this.#onExit);
+    this.#giveBack(reuse && !this.#ended);
+  }
+
+  #post(request: LearnerRequest): void {
+    this.#worker.postMessage(request);
   }
 }

@@ -10,7 +10,7 @@ import { readEventData } from "../persistence/events.ts";
 import { CALLBACK_QUEUE, type JobQueue, LEARN_QUEUE } from "../persistence/jobs.ts";
 import { DomainError, notFound } from "./errors.ts";
 import type { InstanceCache } from "./instance-cache.ts";
-import { LearnerFailure, type LearnerPool, type LearnResult } from "./learner-pool.ts";
+import { type Learner, LearnerFailure, type LearnerPool, type LearnResult } from "./learner-pool.ts";
 import { callArguments, DEFAULT_EPISODE, findInstance, modelOf } from "./records.ts";
 import { isFinished, type RunEvents, type RunProgress } from "./runs.ts";
 
@@ -45,7 +45,9 @@ interface Snapshot {
   readonly rowVersion: number;
   readonly selected: ReadonlyArray<{ id: string; learnedCount: number; toSeq: number }>;
   readonly ranges: StoredEpisodeRange[];
-  readonly events: JsonObject[];
+  readonly eventCount: number;
+  /** The thread that learns: each page of events was sent to it as soon as it was read. */
+  readonly learner: Learner;
   readonly sequenceStarts: number[];
 }
 
@@ -105,10 +107,10 @@ export class RunExecutor {
     try {
       for (let round = 1; ; round++) {
         const snapshot = await this.#snapshot(runId);
-        local.progress = { ...local.progress, dataPoints: snapshot.events.length };
+        local.progress = { ...local.progress, dataPoints: snapshot.eventCount };
         this.#events.changed(runId);
         const learned = await this.#learn(snapshot, signal, (iteration, totalIterations) => {
-          local.progress = { iteration, totalIterations, dataPoints: snapshot.events.length };
+          local.progress = { iteration, totalIterations, dataPoints: snapshot.eventCount };
           this.#events.changed(runId);
         });
         if (await this.#commit(runId, snapshot, learned, local.progress)) return;
@@ -162,33 +164,46 @@ export class RunExecutor {
         ? all
         : run.requestedEpisodes.map((name) => all.find((e) => e.name === name) ?? throwMissing(name));
     const ranges: StoredEpisodeRange[] = [];
-    const events: JsonObject[] = [];
     const sequenceStarts: number[] = [];
-    for (const episode of selected) {
-      const fromSeq = run.relearn ? 1 : episode.learnedCount + 1;
-      ranges.push({ episode: episode.name, fromSeq, toSeq: episode.eventCount });
-      if (fromSeq <= episode.eventCount) sequenceStarts.push(events.length);
-      for (const data of await readEventData(em, episode.id, fromSeq, episode.eventCount)) events.push(data);
+    let eventCount = 0;
+    // The learner parses each page while the next one is read.
+    const learner = this.#learners.reserve();
+    try {
+      for (const episode of selected) {
+        const fromSeq = run.relearn ? 1 : episode.learnedCount + 1;
+        ranges.push({ episode: episode.name, fromSeq, toSeq: episode.eventCount });
+        if (fromSeq <= episode.eventCount) sequenceStarts.push(eventCount);
+        for await (const page of readEventData(em, episode.id, fromSeq, episode.eventCount)) {
+          learner.send(page.arrays);
+          eventCount += page.length;
+        }
+      }
+      return {
+        instanceId: instance.id,
+        model: instance.model,
+        arguments: callArguments(model, instance, run.options, "options"),
+        prior: run.relearn ? model.initialParameters(instance.arguments, instance.seed) : instance.parameters,
+        state: instance.state,
+        seed: instance.seed,
+        relearn: run.relearn,
+        parametersVersion: instance.parametersVersion,
+        rowVersion: instance.version,
+        selected: selected.map((e) => ({ id: e.id, learnedCount: e.learnedCount, toSeq: e.eventCount })),
+        ranges,
+        eventCount,
+        learner,
+        sequenceStarts,
+      };
+    } catch (error) {
+      learner.release();
+      throw error;
     }
-    return {
-      instanceId: instance.id,
-      model: instance.model,
-      arguments: callArguments(model, instance, run.options, "options"),
-      prior: run.relearn ? model.initialParameters(instance.arguments, instance.seed) : instance.parameters,
-      state: instance.state,
-      seed: instance.seed,
-      relearn: run.relearn,
-      parametersVersion: instance.parametersVersion,
-      rowVersion: instance.version,
-      selected: selected.map((e) => ({ id: e.id, learnedCount: e.learnedCount, toSeq: e.eventCount })),
-      ranges,
-      events,
-      sequenceStarts,
-    };
   }
 
   async #learn(snapshot: Snapshot, signal: AbortSignal, onProgress: (iteration: number, total: number) => void): Promise<LearnResult> {
-    if (snapshot.events.length === 0 && !snapshot.relearn) {
+    const { learner } = snapshot;
+    if (snapshot.eventCount === 0 && !snapshot.relearn) {
+      learner.release();
       return { parameters: snapshot.prior, metrics: { dataPoints: 0, iterations: 0, freeEnergy: [] } };
     }
     const task = {
@@ -196,13 +211,12 @@ export class RunExecutor {
       arguments: snapshot.arguments,
       prior: snapshot.prior,
       state: snapshot.state,
-      events: snapshot.events,
       sequenceStarts: snapshot.sequenceStarts,
       seed: snapshot.seed,
       options: {},
     };
     try {
-      return await this.#learners.learn(task, signal, onProgress);
+      return await learner.learn(task, signal, onProgress);
     } catch (error) {
       if (!(error instanceof LearnerFailure)) throw error;
       if (error.numerical) {
@@ -237,7 +251,7 @@ export class RunExecutor {
         versionBefore: instance.parametersVersion,
         cursorsBefore,
       });
-      if (snapshot.relearn || snapshot.events.length > 0) {
+      if (snapshot.relearn || snapshot.eventCount > 0) {
         instance.parameters = learned.parameters;
         if (learned.state !== undefined) instance.state = learned.state;
         instance.parametersVersion += 1;
@@ -268,7 +282,7 @@ export class RunExecutor {
       return true;
     });
     if (committed) this.#cache.invalidate(snapshot.instanceId);
-    if (committed) this.#logger.info({ runId, instance: snapshot.instanceId, dataPoints: snapshot.events.length }, "run succeeded");
+    if (committed) this.#logger.info({ runId, instance: snapshot.instanceId, dataPoints: snapshot.eventCount }, "run succeeded");
     return committed;
   }
 

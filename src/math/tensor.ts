@@ -42,5 +42,9 @@ export function tensorFromJson(json: TensorJson): Tensor {
 export const fieldsToJson = (fields: Readonly<Record<string, Tensor>>): Record<string, TensorJson> =>
   Object.fromEntries(Object.entries(fields).map(([k, t]) => [k, tensorToJson(t)]));
 
-export const fieldsFromJson = (json: Readonly<Record<string, unknown>>): Record<string, Tensor> =>
-  Object.fromEntries(Object.entries(json).map(([k, v]) => [k, tensorFromJson(v as TensorJson)]));
+// A plain loop: building entry arrays about doubled the time to convert a million stored events.
+export function fieldsFromJson(json: Readonly<Record<string, unknown>>): Record<string, Tensor> {
+  const fields: Record<string, Tensor> = {};
+  for (const name in json) fields[name] = tensorFromJson(json[name] as TensorJson);
+  return fields;
+}

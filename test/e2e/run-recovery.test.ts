@@ -32,12 +32,17 @@ async function watchUntil(c: Clients, runId: string, until: (run: Run) => boolea
   throw new Error("the watch ended before the condition held");
 }
 
-/** `points` observations of a slow rotation, in batches. */
+/**
+ * `points` observations of a slow rotation, in batches. Every tenth restarts the filter, so that
+ * learning stays slow enough (about 1 ms per EM iteration per 1 000 points) to be interrupted.
+ */
 async function attachSeries(c: Clients, instanceId: string, from: number, points: number) {
   for (let start = from; start < from + points; start += 1000) {
     const events = Array.from({ length: Math.min(1000, from + points - start) }, (_, k) => {
       const t = (start + k) / 10;
-      return { data: { y: tensor(Math.sin(t), Math.cos(t)) } };
+      const y = tensor(Math.sin(t), Math.cos(t));
+      const data: Record<string, typeof y> = (start + k) % 10 === 0 ? { y, current_state: y } : { y };
+      return { data };
     });
     await c.models.attachEvents({ instanceId, events });
   }
@@ -57,7 +62,7 @@ describe("learning runs across crashes and replicas", () => {
       await attachSeries(c, id, 1000, 1000);
     }
     const old = await c.models.getParameters({ instanceId: crashed });
-    const options = { iterations: 400 };
+    const options = { iterations: 4000 };
     const { run } = await c.learning.learn({ instanceId: crashed, options });
     await watchUntil(c, run!.runId, (r) => r.status === RunStatus.RUNNING && (r.progress?.iteration ?? 0) >= 5);
     expect(await stopProcess(first, "SIGKILL")).toBeNull();
@@ -91,11 +96,11 @@ describe("learning runs across crashes and replicas", () => {
     let c = processClients(first);
     const id = (await c.models.createInstance({ model: "linear-state-space-model-v1" })).instance!.instanceId;
     await attachSeries(c, id, 0, 2000);
-    const { run } = await c.learning.learn({ instanceId: id, options: { iterations: 400 } });
+    const { run } = await c.learning.learn({ instanceId: id, options: { iterations: 4000 } });
     await watchUntil(c, run!.runId, (r) => (r.progress?.iteration ?? 0) >= 5);
     const stopping = performance.now();
     expect(await stopProcess(first)).toBe(0);
-    expect(performance.now() - stopping).toBeLessThan(10_000); // 400 iterations would take several more seconds
+    expect(performance.now() - stopping).toBeLessThan(10_000); // 4 000 iterations would take several more seconds
 
     const second = await start(env);
     c = processClients(second);
