@@ -21,9 +21,13 @@ function exampleFields(chosen: readonly FieldSpec[], args: JsonObject): Fields {
 // Results are kept here so the optimiser cannot drop the calls being measured.
 export let sink: unknown;
 
-/** Median over 5 repetitions of the per-iteration time in µs, each repetition running ≥ 100 ms. */
+/**
+ * Median over 5 repetitions of the per-iteration time in µs, each repetition running ≥ 100 ms, after
+ * up to 50 warm-up calls (fewer when they take over a second: some learns take seconds each).
+ */
 function measure(run: () => void): number {
-  for (let i = 0; i < 50; i++) run();
+  const warmupEnd = performance.now() + 1000;
+  for (let i = 0; i < 50 && performance.now() < warmupEnd; i++) run();
   let iterations = 1;
   for (let t = 0; t < 100; iterations *= 2) {
     const start = performance.now();
