@@ -3,6 +3,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
+import { createPostgreSqlTypeParsers } from "@mikro-orm/sql";
 import array from "postgres-array";
 
 export const MEMORY = "memory://";
@@ -42,10 +43,8 @@ export function openEmbedded(dataDir: string, loadDataDir?: Blob): EmbeddedDatab
   };
 }
 
-// As MikroORM configures the instances it creates: dates and intervals stay strings for its own mapping.
-const parsers: Record<number, (value: string) => unknown> = {};
-for (const oid of [1082, 1114, 1184, 1186]) parsers[oid] = (value) => value;
-for (const oid of [1182, 1115, 1185, 1187]) parsers[oid] = (value) => array.parse(value);
+// As MikroORM configures the instances it creates itself.
+const parsers = createPostgreSqlTypeParsers((value) => array.parse(value));
 
 // PGlite gives no error when two processes open one directory, and silently loses writes,
 // so the owning process holds an exclusive lock file naming its pid.
