@@ -28,8 +28,31 @@ async function query<R>(em: EntityManager, sql: string, parameters: unknown[]): 
 // Arrays as parameters: the ORM's insertMany inlines every value into one long VALUES list,
 // which costs several times more to build and for the database to parse.
 const INSERT_EVENTS = `insert into event (episode_id, seq, timestamp, data, metadata)
-  select $1::uuid, $2::bigint + n - 1, t, d, m
-  from unnest($3::timestamptz[], $4::jsonb[], $5::jsonb[]) with ordinality as u(t, d, m, n)`;
+  select * from unnest($1::uuid[], $2::bigint[], $3::timestamptz[], $4::jsonb[], $5::jsonb[])`;
+
+/** Inserts each batch's events as its episode's sequence numbers firstSeq, firstSeq + 1, …; one statement. */
+async function insertEvents(em: EntityManager, batches: ReadonlyArray<{ episodeId: string; firstSeq: number; events: readonly NewEvent[] }>) {
+  const episodeIds: string[] = [];
+  const seqs: number[] = [];
+  const timestamps: Date[] = [];
+  const data: string[] = [];
+  const metadata: Array<string | null> = [];
+  for (const { episodeId, firstSeq, events } of batches) {
+    events.forEach((e, j) => {
+      episodeIds.push(episodeId);
+      seqs.push(firstSeq + j);
+      timestamps.push(e.timestamp);
+      data.push(JSON.stringify(e.data));
+      metadata.push(e.metadata === null ? null : JSON.stringify(e.metadata));
+    });
+  }
+  if (seqs.length > 0) await query(em, INSERT_EVENTS, [episodeIds, seqs, timestamps, data, metadata]);
+}
+
+function timeRange(events: readonly NewEvent[]): { earliest: Date; latest: Date } {
+  const times = events.map((e) => e.timestamp.getTime());
+  return { earliest: new Date(Math.min(...times)), latest: new Date(Math.max(...times)) };
+}
 
 /**
  * Appends events after the episode's last one. The caller holds the episode row locked in
@@ -37,16 +60,8 @@ const INSERT_EVENTS = `insert into event (episode_id, seq, timestamp, data, meta
  */
 export async function appendEvents(em: EntityManager, episode: Episode, events: readonly NewEvent[]) {
   const firstSeq = episode.eventCount + 1;
-  await query(em, INSERT_EVENTS, [
-    episode.id,
-    firstSeq,
-    events.map((e) => e.timestamp),
-    events.map((e) => JSON.stringify(e.data)),
-    events.map((e) => (e.metadata === null ? null : JSON.stringify(e.metadata))),
-  ]);
-  const times = events.map((e) => e.timestamp.getTime());
-  const earliest = new Date(Math.min(...times));
-  const latest = new Date(Math.max(...times));
+  await insertEvents(em, [{ episodeId: episode.id, firstSeq, events }]);
+  const { earliest, latest } = timeRange(events);
   episode.eventCount += events.length;
   if (!episode.firstEventAt || earliest < episode.firstEventAt) episode.firstEventAt = earliest;
   if (!episode.lastEventAt || latest > episode.lastEventAt) episode.lastEventAt = latest;
@@ -67,44 +82,30 @@ const RESERVE_SEQUENCES = `update episode e set event_count = e.event_count + a.
   where e.instance_id = a.instance_id and e.name = a.name
   returning a.i, e.id, e.event_count`;
 
-const INSERT_ROWS = `insert into event (episode_id, seq, timestamp, data, metadata)
-  select * from unnest($1::uuid[], $2::bigint[], $3::timestamptz[], $4::jsonb[], $5::jsonb[])`;
-
 /**
  * Appends events to several episodes, named by instance and name, in `em`'s transaction, with two
  * statements in all. Returns each append's first sequence number, or undefined where the episode
  * does not exist.
  */
 export async function appendToEpisodes(em: EntityManager, appends: readonly EpisodeAppend[]): Promise<Array<number | undefined>> {
-  const times = appends.map((a) => a.events.map((e) => e.timestamp.getTime()));
+  const ranges = appends.map((a) => timeRange(a.events));
   const reserved = await query<{ i: string | number; id: string; event_count: string | number }>(em, RESERVE_SEQUENCES, [
     appends.map((a) => a.instanceId),
     appends.map((a) => a.episode),
     appends.map((a) => a.events.length),
-    times.map((t) => new Date(Math.min(...t))),
-    times.map((t) => new Date(Math.max(...t))),
+    ranges.map((r) => r.earliest),
+    ranges.map((r) => r.latest),
     new Date(),
   ]);
   const firstSeqs: Array<number | undefined> = appends.map(() => undefined);
-  const episodeIds: string[] = [];
-  const seqs: number[] = [];
-  const timestamps: Date[] = [];
-  const data: string[] = [];
-  const metadata: Array<string | null> = [];
-  for (const row of reserved) {
+  const batches = reserved.map((row) => {
     const k = Number(row.i) - 1;
     const events = appends[k]!.events;
     const firstSeq = Number(row.event_count) - events.length + 1;
     firstSeqs[k] = firstSeq;
-    events.forEach((e, j) => {
-      episodeIds.push(row.id);
-      seqs.push(firstSeq + j);
-      timestamps.push(e.timestamp);
-      data.push(JSON.stringify(e.data));
-      metadata.push(e.metadata === null ? null : JSON.stringify(e.metadata));
-    });
-  }
-  if (seqs.length > 0) await query(em, INSERT_ROWS, [episodeIds, seqs, timestamps, data, metadata]);
+    return { episodeId: row.id, firstSeq, events };
+  });
+  await insertEvents(em, batches);
   return firstSeqs;
 }
 
