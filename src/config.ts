@@ -9,6 +9,8 @@ export interface Config {
   /** Embedded database directory (ignored when databaseUrl is set). */
   readonly dataDir: string;
   readonly databaseUrl?: string;
+  /** The embedded database's shared_buffers, in MB. */
+  readonly embeddedSharedBuffersMb?: number;
   readonly logLevel: string;
   readonly tls?: { readonly key: Buffer; readonly cert: Buffer };
   readonly inferBatchLimit: number;
@@ -36,6 +38,9 @@ export function loadConfig(env: Env): Config {
     grpcPort: env.POSTERIOR_GRPC_PORT ? integer(env, "POSTERIOR_GRPC_PORT", 0, 0, 65535) : undefined,
     dataDir: env.POSTERIOR_DATA_DIR || "data",
     databaseUrl: env.DATABASE_URL || undefined,
+    embeddedSharedBuffersMb: env.POSTERIOR_EMBEDDED_SHARED_BUFFERS_MB
+      ? integer(env, "POSTERIOR_EMBEDDED_SHARED_BUFFERS_MB", 0, 1, 65_536)
+      : undefined,
     logLevel: env.LOG_LEVEL || "info",
     tls: cert && key ? { cert: readFileSync(cert), key: readFileSync(key) } : undefined,
     inferBatchLimit: integer(env, "POSTERIOR_INFER_BATCH_LIMIT", 100, 1, 100_000),

@@ -66,6 +66,7 @@ export class LearningService {
 
   /** Starts this process's workers for runs and callbacks. */
   async start(): Promise<void> {
+    await this.#db.jobs.start();
     // With the embedded database this process is the only one, so active jobs lost their worker.
     const recovered = await this.#executor.recover(this.#db.kind === "pglite");
     if (recovered > 0) this.#logger.warn({ runs: recovered }, "failed runs that were interrupted too often");
@@ -89,6 +90,7 @@ export class LearningService {
 
   async learn(input: LearnInput, signal?: AbortSignal): Promise<RunView> {
     if (input.callbackUrl) checkCallbackUrl(input.callbackUrl, this.#options.callbacks.allow);
+    await this.#db.jobs.start();
     const runId = await this.#db.orm.em.fork().transactional(async (em) => {
       const instance = await findInstance(em, input.instanceId, true);
       const model = modelOf(instance.model);
@@ -165,6 +167,7 @@ export class LearningService {
    * waits up to CANCEL_WAIT_MS for that). A finished run cannot be cancelled.
    */
   async cancelRun(runId: string, signal?: AbortSignal): Promise<RunView> {
+    await this.#db.jobs.start();
     const status = await this.#db.orm.em.fork().transactional(async (em) => {
       const run = await findRun(em, runId);
       await em.lock(run, LockMode.PESSIMISTIC_WRITE);

@@ -17,6 +17,8 @@ export interface DatabaseConfig {
   readonly dataDir: string;
   /** A `dumpDataDir()` tarball to start the in-memory database from (tests). */
   readonly loadDataDir?: Blob;
+  /** The embedded database's shared_buffers in MB. */
+  readonly sharedBuffersMb?: number;
   readonly jobs?: JobQueueOptions;
 }
 
@@ -49,17 +51,18 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/** Opens the database and applies pending migrations; an embedded one is locked, and closed with it. */
+/**
+ * Opens the database and applies pending migrations; an embedded one is locked, and closed with it.
+ * The job queue is started separately (`jobs.start()`), so that calls can be served meanwhile.
+ */
 export async function openDatabase(config: DatabaseConfig, logger?: Logger): Promise<Database> {
-  const local = config.url ? undefined : openEmbedded(config.dataDir, config.loadDataDir);
+  const local = config.url ? undefined : openEmbedded(config.dataDir, config);
   try {
     const orm = await MikroORM.init(ormOptions(config, logger, local?.pglite));
-    const prepare = async () => {
-      await orm.migrator.up();
-      return JobQueue.open(orm, config.url, config.jobs ?? DEFAULT_JOB_OPTIONS, logger);
-    };
     // Replicas starting together on one PostgreSQL take turns; PGlite has a single process.
-    const jobs = config.url ? await withAdvisoryLock(config.url, "posterior-schema", prepare) : await prepare();
+    if (config.url) await withAdvisoryLock(config.url, "posterior-schema", () => orm.migrator.up());
+    else await orm.migrator.up();
+    const jobs = new JobQueue(orm, config.url, config.jobs ?? DEFAULT_JOB_OPTIONS, logger);
     return {
       orm,
       kind: config.url ? "postgresql" : "pglite",

@@ -1,8 +1,9 @@
 import type { EntityManager } from "@mikro-orm/sql";
 import type { PgliteConnection } from "@mikro-orm/pglite";
-import { fromKysely, fromPglite, type Job, PgBoss } from "pg-boss";
+import type { Job, PgBoss } from "pg-boss";
 import type { Logger } from "pino";
 import type { AppOrm } from "./database.ts";
+import { withAdvisoryLock } from "./lock.ts";
 
 /** Learning runs; at most one active job per instance (the job's singleton key). */
 export const LEARN_QUEUE = "learn";
@@ -39,15 +40,40 @@ export type JobState = "created" | "retry" | "active" | "completed" | "cancelled
  * exists exactly when the row that asked for it was committed.
  */
 export class JobQueue {
-  readonly #boss: PgBoss;
   readonly options: JobQueueOptions;
+  readonly #orm: AppOrm;
+  readonly #url?: string;
+  readonly #logger?: Logger;
+  #starting?: Promise<Started>;
+  #started?: Started;
 
-  private constructor(boss: PgBoss, options: JobQueueOptions) {
-    this.#boss = boss;
+  constructor(orm: AppOrm, url: string | undefined, options: JobQueueOptions, logger?: Logger) {
+    this.#orm = orm;
+    this.#url = url;
     this.options = options;
+    this.#logger = logger;
   }
 
-  static async open(orm: AppOrm, url: string | undefined, options: JobQueueOptions, logger?: Logger): Promise<JobQueue> {
+  /**
+   * Starts pg-boss (creating or updating its schema) and its queues; calls while it starts, or after,
+   * share that start, and a call after a failed one tries again.
+   * The server calls this soon after it starts listening. Call it before opening a transaction that sends or
+   * cancels a job: on PGlite, starting needs the one connection that transaction would hold.
+   */
+  start(): Promise<void> {
+    this.#starting ??= (this.#url ? withAdvisoryLock(this.#url, "posterior-jobs", () => this.#start()) : this.#start()).then(
+      (started) => (this.#started = started),
+      (error: unknown) => {
+        this.#starting = undefined; // the next call tries again
+        throw error;
+      },
+    );
+    return this.#starting.then(() => {});
+  }
+
+  async #start(): Promise<Started> {
+    // Loaded here rather than at start-up: the server answers calls while this loads.
+    const { fromKysely, fromPglite, PgBoss } = await import("pg-boss");
     const common = {
       schema: "pgboss",
       useListenNotify: true,
@@ -55,52 +81,59 @@ export class JobQueue {
       monitorIntervalSeconds: 5,
       superviseIntervalSeconds: 5,
     };
-    const boss = url
-      ? new PgBoss({ ...common, connectionString: url, max: 4, application_name: "posterior-jobs" })
+    const boss = this.#url
+      ? new PgBoss({ ...common, connectionString: this.#url, max: 4, application_name: "posterior-jobs" })
       : new PgBoss({
           ...common,
           backend: "pglite",
-          db: fromPglite(await (orm.em.getConnection() as unknown as PgliteConnection).getNativeClient()),
+          db: fromPglite(await (this.#orm.em.getConnection() as unknown as PgliteConnection).getNativeClient()),
         });
-    boss.on("error", (error) => logger?.error({ err: error }, "job queue error"));
+    boss.on("error", (error) => this.#logger?.error({ err: error }, "job queue error"));
     await boss.start();
-    const queue = new JobQueue(boss, options);
-    await queue.#ensureQueue(LEARN_QUEUE, {
-      policy: "singleton",
-      retryLimit: options.learnRetries,
-      retryDelay: options.learnRetryDelaySeconds,
-      retryBackoff: true,
-      expireInSeconds: options.learnTimeoutSeconds,
-      heartbeatSeconds: 10,
-    });
-    await queue.#ensureQueue(CALLBACK_QUEUE, {
-      retryLimit: options.callbackRetries,
-      retryDelay: options.callbackRetryDelaySeconds,
-      retryBackoff: true,
-      expireInSeconds: 60,
-    });
-    return queue;
+    const started = { boss, inTransaction: (em: EntityManager) => fromKysely(em.getKysely<never>() as never) };
+    try {
+      await ensureQueue(boss, LEARN_QUEUE, {
+        policy: "singleton",
+        retryLimit: this.options.learnRetries,
+        retryDelay: this.options.learnRetryDelaySeconds,
+        retryBackoff: true,
+        expireInSeconds: this.options.learnTimeoutSeconds,
+        heartbeatSeconds: 10,
+      });
+      await ensureQueue(boss, CALLBACK_QUEUE, {
+        retryLimit: this.options.callbackRetries,
+        retryDelay: this.options.callbackRetryDelaySeconds,
+        retryBackoff: true,
+        expireInSeconds: 60,
+      });
+    } catch (error) {
+      await boss.stop({ graceful: false, close: true }).catch(() => {});
+      throw error;
+    }
+    return started;
   }
 
-  async #ensureQueue(name: string, options: Parameters<PgBoss["createQueue"]>[1] & object) {
-    const { policy, heartbeatSeconds, ...updatable } = options;
-    // Options are fixed when a queue is created; later starts apply the configuration's.
-    if (await this.#boss.getQueue(name)) await this.#boss.updateQueue(name, { ...updatable, notify: true });
-    else await this.#boss.createQueue(name, { ...options, notify: true });
+  /** The started queue; throws when `start()` has not finished, rather than deadlock a transaction. */
+  get #boss(): Started {
+    if (!this.#started) throw new Error("the job queue is not started: await start() first");
+    return this.#started;
   }
 
   /** Sends a job about run `runId` as part of `em`'s open transaction. */
   async send(em: EntityManager, queue: string, runId: string, options: { id?: string; singletonKey?: string } = {}): Promise<void> {
-    await this.#boss.send(queue, { runId }, { ...options, db: fromKysely(em.getKysely<never>() as never) });
+    const { boss, inTransaction } = this.#boss;
+    await boss.send(queue, { runId }, { ...options, db: inTransaction(em) });
   }
 
   async cancel(em: EntityManager, queue: string, id: string): Promise<void> {
-    await this.#boss.cancel(queue, id, { db: fromKysely(em.getKysely<never>() as never) });
+    const { boss, inTransaction } = this.#boss;
+    await boss.cancel(queue, id, { db: inTransaction(em) });
   }
 
   /** Hands the jobs of a queue, one at a time per slot, to `handler`. */
   async work(queue: string, concurrency: number, handler: (job: Job<RunJob>) => Promise<void>): Promise<void> {
-    await this.#boss.work<RunJob>(
+    await this.start();
+    await this.#boss.boss.work<RunJob>(
       queue,
       // NOTIFY wakes workers for new jobs only; retries and jobs a singleton held back wait for a poll.
       { localConcurrency: concurrency, batchSize: 1, pollingIntervalSeconds: 1, notifyPollingIntervalSeconds: 1 },
@@ -112,20 +145,38 @@ export class JobQueue {
 
   /** The job's state, or undefined when pg-boss no longer has it. */
   async state(queue: string, id: string): Promise<{ state: JobState; retryCount: number } | undefined> {
-    const [job] = await this.#boss.findJobs(queue, { id });
+    await this.start();
+    const [job] = await this.#boss.boss.findJobs(queue, { id });
     return job ? { state: job.state, retryCount: job.retryCount } : undefined;
   }
 
   /** Fails an active job whose worker is gone, so that its retry policy applies. */
   async fail(queue: string, id: string, reason: string): Promise<void> {
-    await this.#boss.fail(queue, id, { reason });
+    await this.start();
+    await this.#boss.boss.fail(queue, id, { reason });
   }
 
   #stopping?: Promise<void>;
 
   /** Waits (up to 5 s) for the handlers in progress, then stops; later calls share the first. */
   stop(): Promise<void> {
-    this.#stopping ??= this.#boss.stop({ graceful: true, timeout: 5000, close: true });
+    this.#stopping ??= (async () => {
+      const started = await this.#starting?.catch(() => undefined);
+      await started?.boss.stop({ graceful: true, timeout: 5000, close: true });
+    })();
     return this.#stopping;
   }
+}
+
+interface Started {
+  readonly boss: PgBoss;
+  /** pg-boss's handle on an open ORM transaction. */
+  readonly inTransaction: (em: EntityManager) => ReturnType<typeof import("pg-boss").fromKysely>;
+}
+
+async function ensureQueue(boss: PgBoss, name: string, options: Parameters<PgBoss["createQueue"]>[1] & object) {
+  const { policy, heartbeatSeconds, ...updatable } = options;
+  // Options are fixed when a queue is created; later starts apply the configuration's.
+  if (await boss.getQueue(name)) await boss.updateQueue(name, { ...updatable, notify: true });
+  else await boss.createQueue(name, { ...options, notify: true });
 }

@@ -41,9 +41,12 @@ export function createServices(db: Database, options: ServiceOptions, logger: Lo
     episodes: new EpisodeService(orm),
     inference,
     learning,
-    /** Starts the background workers (learning runs, callbacks) and, on PostgreSQL, listens for other replicas' changes. */
-    async start() {
+    /** On PostgreSQL, listens for other replicas' changes: before any call fills the cache. */
+    async prepare() {
       if (db.url) stopListening = await listenForInstanceChanges(db.url, (id) => cache.invalidate(id), () => cache.clear(), logger);
+    },
+    /** Starts the job queue and its workers (learning runs, callbacks); calls can be served meanwhile. */
+    async start() {
       await learning.start();
     },
     /** Stops background work and commits what open streams hold; the database stays open. */

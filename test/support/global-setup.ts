@@ -21,11 +21,13 @@ export default async function setup(project: TestProject) {
     await dropTestDatabases(url);
     await adminQuery(url, `create database "${TEMPLATE_DATABASE}"`);
     const db = await openDatabase({ url: withDatabase(url, TEMPLATE_DATABASE), dataDir: MEMORY });
+    await db.jobs.start(); // the template holds pg-boss's schema too
     await db.close();
     project.provide("pgliteDump", "");
     return () => dropTestDatabases(url);
   }
   const db = await openDatabase({ dataDir: MEMORY });
+  await db.jobs.start();
   const pglite = await (db.orm.em.getConnection() as PgliteConnection).getNativeClient();
   const dump = await pglite.dumpDataDir("none");
   await db.close();

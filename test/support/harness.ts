@@ -31,6 +31,7 @@ export async function inMemoryApp(
   const config = testConfig(overrides);
   const db = await openTestDatabase(config.jobs);
   const services = createServices(db, config, silentLogger);
+  await services.prepare();
   await services.start();
   const transport = createRouterTransport(routes(services), { router: { interceptors: interceptors(silentLogger) } });
   return {

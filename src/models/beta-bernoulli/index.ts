@@ -1,5 +1,5 @@
 // p ~ Beta(prior_a, prior_b), y_i | p ~ Bernoulli(p). Exact conjugate updates.
-import betaln from "@stdlib/math-base-special-betaln";
+import { betaln } from "../../math/special.ts";
 import type { Fields, ModelType } from "../types.ts";
 
 interface Arguments {
