@@ -60,7 +60,10 @@ describe("AttachEvents → ListEvents", () => {
       { numbers: [0, -1, 0.1, 1e-300, 1.7976931348623157e308, -5e-324, 123456789.123456789] },
       { long: "∑".repeat(100_000) },
     ];
-    const times = ["0001-01-01T00:00:00Z", "1969-12-31T23:59:59.999Z", "2026-11-23T12:34:56.789Z", "9999-12-31T23:59:59.999Z"].map((t) => new Date(t));
+    // The fifth is one that epoch seconds in floating point would store as …13.432999.
+    const times = ["0001-01-01T00:00:00Z", "1969-12-31T23:59:59.999Z", "2026-11-23T12:34:56.789Z", "9999-12-31T23:59:59.999Z", "4287-08-23T08:50:13.433Z"].map(
+      (t) => new Date(t),
+    );
     const x = [Number.MAX_VALUE, Number.MIN_VALUE, -1.2345678901234567e-300, 0.1 + 0.2];
     const events: EventInput[] = Array.from({ length: 12 }, (_, i) => ({
       timestamp: i < times.length ? timestampFromDate(times[i]!) : undefined,
