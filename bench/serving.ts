@@ -1,5 +1,6 @@
 // Unary Infer on Posterior next to minimal "floor" servers that run the same beta-bernoulli-v1 inference:
-//   node bench/serving.ts [seconds]     (seconds measured per case, default 5, after up to 2 s of warm-up)
+//   node bench/serving.ts [seconds] [durable]   (seconds measured per case, default 5, after up to 2 s of warm-up;
+//                                               `durable`: only the fixed-rate durable Infer cases)
 // Every case reports calls/s, client-side latency p50/p99 and the server's CPU per call (Δ utime+stime of the
 // server process from /proc ÷ calls; GC threads and, for Posterior, PGlite included), with ratios to the floor
 // measured by the same client tool in the same run. Floors and Posterior run in child processes, one loaded at a
@@ -30,11 +31,13 @@ import { distributionsOut, fieldsIn } from "../src/api/convert.ts";
 import type { Distribution } from "../src/math/distribution.ts";
 import type { Tensor } from "../src/math/tensor.ts";
 import { modelTypes } from "../src/models/registry.ts";
-import { cpuSecondsOf, machine, percentile, startServer, table } from "./support.ts";
+import { cpuSecondsOf, format, machine, percentile, startServer, table } from "./support.ts";
 
 const MODEL = "beta-bernoulli-v1";
 const INFER_PATH = "/posterior.v1.InferenceService/Infer";
 const HIGH_CONCURRENCY = 64;
+/** The durable-Infer target's rate: ≥ 5 000 calls/s with p99 ≤ 10 ms. */
+const DURABLE_RATE = 5000;
 
 // ---- Floors: the same model logic behind a bare transport, parameters in memory, nothing stored ----------
 
@@ -337,10 +340,13 @@ const match = (text: string, pattern: RegExp, what: string): string => {
   return found;
 };
 
-// 64 streams in flight as 4 connections × 16 streams, the shape of the reference measurements.
-async function h2loadCase(target: Target, framedFile: string, logFile: string, seconds: number, warmup: number): Promise<Measured> {
+// 64 streams in flight as 4 connections × 16 streams, the shape of the reference measurements. With
+// `rate`, each of 8 connections offers rate/8 calls a second instead (up to 16 in flight each).
+async function h2loadCase(target: Target, framedFile: string, logFile: string, seconds: number, warmup: number, rate?: number): Promise<Measured> {
+  const shape = rate === undefined ? ["-c", "4", "-m", String(HIGH_CONCURRENCY / 4)] : ["-c", "8", "-m", "16", `--rps=${rate / 8}`];
   const args = (duration: number, extra: string[]) => [
-    ...["-c", "4", "-m", String(HIGH_CONCURRENCY / 4), "-D", String(duration), "-d", framedFile],
+    ...shape,
+    ...["-D", String(duration), "-d", framedFile],
     ...["-H", "content-type: application/grpc", "-H", "te: trailers", ...extra, `http://127.0.0.1:${target.port}${INFER_PATH}`],
   ];
   await run("h2load", args(warmup, []));
@@ -422,16 +428,7 @@ function groups(floors: Record<FloorMode, Target>, temp: string, seconds: number
       floorName: "grpc-js floor",
       floor: floors["floor-grpc"],
       concurrency: HIGH_CONCURRENCY,
-      async measure(target, server, instanceId, stored) {
-        const message = toBinary(InferRequestSchema, create(InferRequestSchema, requestFields(instanceId, stored)));
-        const framed = Buffer.alloc(5 + message.length);
-        framed.writeUInt32BE(message.length, 1);
-        framed.set(message, 5);
-        expectAnswer(await grpcOnce(target.port, framed), stored, `${server} h2load body`);
-        const file = join(temp, "infer.grpc");
-        writeFileSync(file, framed);
-        return h2loadCase(target, file, join(temp, "h2load.log"), seconds, warmup);
-      },
+      measure: (target, server, instanceId, stored) => h2loadInfer(target, server, instanceId, stored, temp, seconds, warmup),
     },
     {
       name: "Connect JSON over HTTP/1.1, wrk",
@@ -454,6 +451,18 @@ function groups(floors: Record<FloorMode, Target>, temp: string, seconds: number
       measure: nodeClient(connectBinaryCaller, concurrency),
     })),
   ];
+}
+
+/** h2load sending one framed Infer request over and over: at saturation, or offering `rate` calls a second. */
+async function h2loadInfer(target: Target, server: Server, instanceId: string, stored: boolean, temp: string, seconds: number, warmup: number, rate?: number) {
+  const message = toBinary(InferRequestSchema, create(InferRequestSchema, requestFields(instanceId, stored)));
+  const framed = Buffer.alloc(5 + message.length);
+  framed.writeUInt32BE(message.length, 1);
+  framed.set(message, 5);
+  expectAnswer(await grpcOnce(target.port, framed), stored, `${server} h2load body`);
+  const file = join(temp, "infer.grpc");
+  writeFileSync(file, framed);
+  return h2loadCase(target, file, join(temp, "h2load.log"), seconds, warmup, rate);
 }
 
 /** Posterior's main port (connect-node) and, for gRPC cases, its gRPC-only port (grpc-js) too. */
@@ -519,7 +528,7 @@ function targetLines(rows: readonly CaseRow[]): string[] {
   ];
 }
 
-async function main(seconds: number) {
+async function main(seconds: number, durableOnly: boolean) {
   const warmup = Math.min(2, seconds);
   const temp = mkdtempSync(join(tmpdir(), "posterior-serving-"));
   const started: Target[] = [];
@@ -539,17 +548,28 @@ async function main(seconds: number) {
     const posterior = { main: server, grpcOnly: { ...server, port: server.grpcPort! } };
     console.log(machine());
     console.log(`${MODEL} unary Infer, ${warmup} s warm-up then ${seconds} s per case; client and server share this machine's cores`);
-    const rows: CaseRow[] = [];
-    for (const group of groups(floors, temp, seconds, warmup)) rows.push(...(await runGroup(group, posterior)));
-    console.log();
-    console.log(
-      table(
-        ["case", "server", "store", "in flight", "calls/s", "p50 ms", "p99 ms", "server CPU ms/call", "CPU × floor", "calls/s × floor", "errors"],
-        rows.map(tableRow),
-      ),
-    );
-    console.log();
-    for (const line of targetLines(rows)) console.log(line);
+    if (!durableOnly) {
+      const rows: CaseRow[] = [];
+      for (const group of groups(floors, temp, seconds, warmup)) rows.push(...(await runGroup(group, posterior)));
+      console.log();
+      console.log(
+        table(
+          ["case", "server", "store", "in flight", "calls/s", "p50 ms", "p99 ms", "server CPU ms/call", "CPU × floor", "calls/s × floor", "errors"],
+          rows.map(tableRow),
+        ),
+      );
+      console.log();
+      for (const line of targetLines(rows)) console.log(line);
+    }
+    console.log(`\nDurable Infer (store on) offered at a fixed ${format(DURABLE_RATE)} calls/s by h2load (8 connections × ${DURABLE_RATE / 8}/s, up to 16 in flight each); target: the rate sustained with p99 ≤ 10 ms\n`);
+    const durable: Array<Array<string | number>> = [];
+    for (const [name, target] of [["Posterior, gRPC-only port", posterior.grpcOnly], ["Posterior", posterior.main]] as const) {
+      process.stderr.write(`durable Infer at ${DURABLE_RATE}/s: ${name}\n`);
+      const m = await h2loadInfer(target, "posterior", await createInstance(posterior.main.port), true, temp, seconds, warmup, DURABLE_RATE);
+      const met = m.callsPerSecond >= 0.98 * DURABLE_RATE && m.p99 <= 10 && m.errors === "0";
+      durable.push([name, m.callsPerSecond, m.p50, m.p99, m.cpuMsPerCall, m.errors, met ? "met" : "**missed**"]);
+    }
+    console.log(table(["server", "calls/s", "p50 ms", "p99 ms", "server CPU ms/call", "errors", "target"], durable));
   } finally {
     await Promise.all(started.map((t) => t.stop()));
     rmSync(temp, { recursive: true, force: true });
@@ -562,6 +582,7 @@ else if (mode === "floor-http") serveHttpFloor();
 else if (mode === "floor-h2") serveH2Floor();
 else {
   const seconds = Number(mode ?? 5);
-  if (!(seconds > 0)) throw new Error("usage: node bench/serving.ts [seconds]");
-  await main(seconds);
+  const durableOnly = process.argv[3] === "durable";
+  if (!(seconds > 0) || (process.argv[3] !== undefined && !durableOnly)) throw new Error("usage: node bench/serving.ts [seconds] [durable]");
+  await main(seconds, durableOnly);
 }
