@@ -4,7 +4,8 @@
 // - batch:  InferBatch of 100 rows, with and without storing the observations.
 // - learn:  Learn with wait: true on 100 000 points (linear state space, AR(2)) and 1 000 000 events (Beta-Bernoulli).
 // - cold:   spawn to the first successful Infer on an existing embedded data directory (always PGlite on disk).
-// Each of ingest, batch and learn starts its own server (in-memory PGlite, or DATABASE_URL). Every figure
+// Each of ingest, batch and learn starts its own server (PGlite in a new on-disk directory, as deployed by
+// default, or DATABASE_URL). Every figure
 // printed is measured in this run; the targets are the performance issue's.
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -51,6 +52,14 @@ const servers = new Set<BenchServer>();
 const starting = new Set<Promise<BenchServer>>();
 const tempDirs = new Set<string>();
 let interrupted = false;
+
+/** As deployed: DATABASE_URL when set, otherwise the embedded database in a new on-disk directory. */
+function storage(): Record<string, string> {
+  if (process.env.DATABASE_URL) return {};
+  const dir = mkdtempSync(join(tmpdir(), "posterior-bench-data-"));
+  tempDirs.add(dir);
+  return { POSTERIOR_DATA_DIR: dir };
+}
 
 async function launch(env: Record<string, string> = {}): Promise<BenchServer> {
   if (interrupted) throw new Error("interrupted");
@@ -111,7 +120,7 @@ async function eventCount(c: Clients, instanceId: string): Promise<number> {
 // ---- 1. AttachEvents ingest ---------------------------------------------------------------------
 
 async function ingest(): Promise<void> {
-  const server = await launch();
+  const server = await launch(storage());
   try {
     const c = clientsFor(server.port);
     const random = new Random(1);
@@ -165,7 +174,7 @@ async function ingest(): Promise<void> {
 // ---- 2. InferBatch ------------------------------------------------------------------------------
 
 async function batch(): Promise<void> {
-  const server = await launch();
+  const server = await launch(storage());
   try {
     const c = clientsFor(server.port);
     const rowsPerCall = 100;
@@ -312,7 +321,7 @@ function phaseColumn(run: Run, phases: Phases): string {
 }
 
 async function learn(): Promise<void> {
-  const server = await launch();
+  const server = await launch(storage());
   try {
     const c = clientsFor(server.port);
     const cases: LearnCase[] = [

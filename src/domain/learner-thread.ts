@@ -3,12 +3,17 @@
 // data (and sends it as text, parsed here while it reads on) and persists the result.
 import { parentPort } from "node:worker_threads";
 import { NotPositiveDefiniteError } from "../math/linalg.ts";
+import { loadSpecialFunctions } from "../math/special.ts";
 import { fieldsFromJson, type Tensor } from "../math/tensor.ts";
 import { modelTypes } from "../models/registry.ts";
 import type { JsonObject } from "../models/types.ts";
 import type { LearnerMessage, LearnerRequest, LearnTask } from "./learner-pool.ts";
 
 const PROGRESS_INTERVAL_MS = 100;
+
+// A thread starts when a run has claimed it, and its first data is still being read: load now
+// what the main thread loads on first use.
+loadSpecialFunctions();
 
 class Stopped extends Error {}
 

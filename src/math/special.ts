@@ -21,6 +21,11 @@ const load = () => ({
 let loaded: ReturnType<typeof load> | undefined;
 const stdlib = () => (loaded ??= load());
 
+/** Loads them now: for a thread that will need them, while it would otherwise wait. */
+export function loadSpecialFunctions(): void {
+  stdlib();
+}
+
 const LN_PI = Math.log(Math.PI);
 const HALF_LN_2PI = 0.5 * Math.log(2 * Math.PI);
 
