@@ -40,7 +40,7 @@ export interface TickOutcome {
   readonly durableEventSeq: number;
 }
 
-/** A group commit happens after this many events, or this long after the first pending one. */
+/** A group commit happens after this many events, or at most this long after the first pending one. */
 const GROUP_COMMIT_EVENTS = 256;
 const GROUP_COMMIT_MS = 25;
 /** Ticks wait for the database once this many events are pending, so memory stays bounded. */
@@ -195,10 +195,15 @@ export class InferenceStream {
       this.#timer = undefined;
       void this.#flush();
     } else {
-      this.#timer ??= setTimeout(() => {
-        this.#timer = undefined;
-        void this.#flush();
-      }, GROUP_COMMIT_MS);
+      // Every stream's timer ends on the same GROUP_COMMIT_MS boundary of the process clock, so the
+      // shared writer puts all streams' events into one commit instead of one commit per stream.
+      this.#timer ??= setTimeout(
+        () => {
+          this.#timer = undefined;
+          void this.#flush();
+        },
+        GROUP_COMMIT_MS - (performance.now() % GROUP_COMMIT_MS),
+      );
     }
   }
 

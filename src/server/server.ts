@@ -6,8 +6,7 @@ import { createHandler, createServices, serviceImpls } from "./app.ts";
 import type { GrpcListener } from "./grpc-listener.ts";
 import { listen } from "./listen.ts";
 
-/** How long after the port opens the job queue starts (see startJobQueueLater). */
-export const JOB_QUEUE_START_DELAY_MS = 1000;
+/** How long a job queue that failed to start waits before it tries again. */
 const JOB_QUEUE_RETRY_MS = 5000;
 
 export interface RunningServer {
@@ -51,7 +50,7 @@ export async function startServer(
     await db.close();
     throw error;
   }
-  const stopStarting = startJobQueueLater(services.start, logger);
+  const stopStarting = startJobQueue(services.start, logger);
   const running = listener;
   let stopping: Promise<void> | undefined;
   return {
@@ -76,27 +75,25 @@ export async function startServer(
 }
 
 /**
- * Loading and starting the job queue takes this thread about half a second, so calls arriving just
- * after a restart come first: the queue starts JOB_QUEUE_START_DELAY_MS after the port opens (a Learn
- * or CancelRun before then starts it itself), retried every few seconds while it fails. Returns a
- * function that stops trying and waits for an attempt in progress.
+ * Starts the job queue once the port is open, without holding up the calls that arrive meanwhile
+ * (a Learn or CancelRun waits for it), and tries again every few seconds while it fails. Started
+ * later instead, loading it would stall streams that are already running. Returns a function that
+ * stops trying and waits for an attempt in progress.
  */
-function startJobQueueLater(start: () => Promise<void>, logger: Logger): () => Promise<void> {
+function startJobQueue(start: () => Promise<void>, logger: Logger): () => Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   let attempt: Promise<void> | undefined;
   let stopped = false;
-  const schedule = (ms: number) => {
-    timer = setTimeout(() => {
-      attempt = start().then(
-        () => logger.info("job queue started"),
-        (error: unknown) => {
-          logger.error({ err: error }, `job queue failed to start; retrying in ${JOB_QUEUE_RETRY_MS / 1000} s`);
-          if (!stopped) schedule(JOB_QUEUE_RETRY_MS);
-        },
-      );
-    }, ms);
+  const tryStart = () => {
+    attempt = start().then(
+      () => logger.info("job queue started"),
+      (error: unknown) => {
+        logger.error({ err: error }, `job queue failed to start; retrying in ${JOB_QUEUE_RETRY_MS / 1000} s`);
+        if (!stopped) timer = setTimeout(tryStart, JOB_QUEUE_RETRY_MS);
+      },
+    );
   };
-  schedule(JOB_QUEUE_START_DELAY_MS);
+  tryStart();
   return async () => {
     stopped = true;
     clearTimeout(timer);
