@@ -55,10 +55,10 @@ export class JobQueue {
   }
 
   /**
-   * Starts pg-boss (creating or updating its schema) and its queues; calls while it starts, or after,
-   * share that start, and a call after a failed one tries again.
-   * The server calls this soon after it starts listening. Call it before opening a transaction that sends or
-   * cancels a job: on PGlite, starting needs the one connection that transaction would hold.
+   * Starts pg-boss (creating or updating its schema) and its queues; calls while it starts, or
+   * after, share that start, and a call after a failed one tries again. The server calls this once
+   * it listens. Call it before opening a transaction that sends or cancels a job: on PGlite,
+   * starting needs the one connection that transaction would hold.
    */
   start(): Promise<void> {
     this.#starting ??= (this.#url ? withAdvisoryLock(this.#url, "posterior-jobs", () => this.#start()) : this.#start()).then(
@@ -114,26 +114,26 @@ export class JobQueue {
   }
 
   /** The started queue; throws when `start()` has not finished, rather than deadlock a transaction. */
-  get #boss(): Started {
+  get #ready(): Started {
     if (!this.#started) throw new Error("the job queue is not started: await start() first");
     return this.#started;
   }
 
   /** Sends a job about run `runId` as part of `em`'s open transaction. */
   async send(em: EntityManager, queue: string, runId: string, options: { id?: string; singletonKey?: string } = {}): Promise<void> {
-    const { boss, inTransaction } = this.#boss;
+    const { boss, inTransaction } = this.#ready;
     await boss.send(queue, { runId }, { ...options, db: inTransaction(em) });
   }
 
   async cancel(em: EntityManager, queue: string, id: string): Promise<void> {
-    const { boss, inTransaction } = this.#boss;
+    const { boss, inTransaction } = this.#ready;
     await boss.cancel(queue, id, { db: inTransaction(em) });
   }
 
   /** Hands the jobs of a queue, one at a time per slot, to `handler`. */
   async work(queue: string, concurrency: number, handler: (job: Job<RunJob>) => Promise<void>): Promise<void> {
     await this.start();
-    await this.#boss.boss.work<RunJob>(
+    await this.#ready.boss.work<RunJob>(
       queue,
       // NOTIFY wakes workers for new jobs only; retries and jobs a singleton held back wait for a poll.
       { localConcurrency: concurrency, batchSize: 1, pollingIntervalSeconds: 1, notifyPollingIntervalSeconds: 1 },
@@ -146,14 +146,14 @@ export class JobQueue {
   /** The job's state, or undefined when pg-boss no longer has it. */
   async state(queue: string, id: string): Promise<{ state: JobState; retryCount: number } | undefined> {
     await this.start();
-    const [job] = await this.#boss.boss.findJobs(queue, { id });
+    const [job] = await this.#ready.boss.findJobs(queue, { id });
     return job ? { state: job.state, retryCount: job.retryCount } : undefined;
   }
 
   /** Fails an active job whose worker is gone, so that its retry policy applies. */
   async fail(queue: string, id: string, reason: string): Promise<void> {
     await this.start();
-    await this.#boss.boss.fail(queue, id, { reason });
+    await this.#ready.boss.fail(queue, id, { reason });
   }
 
   #stopping?: Promise<void>;
