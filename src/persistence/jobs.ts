@@ -57,8 +57,8 @@ export class JobQueue {
   /**
    * Starts pg-boss (creating or updating its schema) and its queues; calls while it starts, or
    * after, share that start, and a call after a failed one tries again. The server calls this once
-   * it listens. Call it before opening a transaction that sends or cancels a job: on PGlite,
-   * starting needs the one connection that transaction would hold.
+   * it listens. Every other method needs a started queue; call this before opening a transaction
+   * that sends or cancels a job, since on PGlite starting needs the connection it would hold.
    */
   start(): Promise<void> {
     this.#starting ??= (this.#url ? withAdvisoryLock(this.#url, "posterior-jobs", () => this.#start()) : this.#start()).then(
@@ -113,7 +113,7 @@ export class JobQueue {
     return started;
   }
 
-  /** The started queue; throws when `start()` has not finished, rather than deadlock a transaction. */
+  /** The started queue; throws when `start()` has not finished (in a transaction it would deadlock). */
   get #ready(): Started {
     if (!this.#started) throw new Error("the job queue is not started: await start() first");
     return this.#started;
@@ -132,7 +132,6 @@ export class JobQueue {
 
   /** Hands the jobs of a queue, one at a time per slot, to `handler`. */
   async work(queue: string, concurrency: number, handler: (job: Job<RunJob>) => Promise<void>): Promise<void> {
-    await this.start();
     await this.#ready.boss.work<RunJob>(
       queue,
       // NOTIFY wakes workers for new jobs only; retries and jobs a singleton held back wait for a poll.
@@ -145,14 +144,12 @@ export class JobQueue {
 
   /** The job's state, or undefined when pg-boss no longer has it. */
   async state(queue: string, id: string): Promise<{ state: JobState; retryCount: number } | undefined> {
-    await this.start();
     const [job] = await this.#ready.boss.findJobs(queue, { id });
     return job ? { state: job.state, retryCount: job.retryCount } : undefined;
   }
 
   /** Fails an active job whose worker is gone, so that its retry policy applies. */
   async fail(queue: string, id: string, reason: string): Promise<void> {
-    await this.start();
     await this.#ready.boss.fail(queue, id, { reason });
   }
 
