@@ -17,10 +17,13 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-/** Starts `node src/main.ts` with `env` (an in-memory PGlite database unless told otherwise). */
-export function startServer(env: Record<string, string> = {}): Promise<BenchServer> {
+/**
+ * Starts `node <entry>` with `env` (an in-memory PGlite database unless told otherwise): the sources
+ * by default, or the bundle `npm start` runs (`dist/main.js`, built by scripts/build.ts).
+ */
+export function startServer(env: Record<string, string> = {}, entry = "src/main.ts"): Promise<BenchServer> {
   const started = performance.now();
-  const child = spawn(process.execPath, ["src/main.ts"], {
+  const child = spawn(process.execPath, [entry], {
     env: {
       ...process.env,
       POSTERIOR_PORT: "0",

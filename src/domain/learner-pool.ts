@@ -43,6 +43,9 @@ export class LearnerFailure extends Error {
 /** A learner that ignores its stop flag for this long after the stop is given up on and its thread ended. */
 const STOP_GRACE_MS = 2000;
 
+// Beside this module in the sources; beside the bundle's chunks in dist/ (scripts/build.ts).
+const LEARNER_THREAD = new URL(import.meta.url.endsWith(".ts") ? "./learner-thread.ts" : "./learner-thread.js", import.meta.url);
+
 /**
  * Threads that run model learn functions, reused between runs. Each learn has a thread to itself;
  * the job queue's concurrency bounds how many run at once.
@@ -53,7 +56,7 @@ export class LearnerPool {
 
   /** A thread for one learn, kept until the learn ends or `release` is called. */
   reserve(): Learner {
-    const worker = this.#idle.pop() ?? new Worker(new URL("./learner-thread.ts", import.meta.url));
+    const worker = this.#idle.pop() ?? new Worker(LEARNER_THREAD);
     this.#busy.add(worker);
     return new Learner(worker, (reuse) => {
       this.#busy.delete(worker);

@@ -7,12 +7,14 @@ import { clientsFor } from "./harness.ts";
 export interface ServerProcess {
   readonly child: ChildProcess;
   readonly port: number;
+  /** The gRPC-only port, when POSTERIOR_GRPC_PORT was set. */
+  readonly grpcPort?: number;
   readonly output: () => string;
 }
 
-/** Starts `node src/main.ts` and resolves once it logs its port, or rejects with what it printed. */
-export function startProcess(env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ["src/main.ts"], {
+/** Starts `node <entry>` and resolves once it logs its port, or rejects with what it printed. */
+export function startProcess(env: Record<string, string>, entry = "src/main.ts"): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [entry], {
     env: { ...process.env, DATABASE_URL: "", POSTERIOR_PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -21,7 +23,9 @@ export function startProcess(env: Record<string, string>): Promise<ServerProcess
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const listening = logLines(output).find((line) => line.msg === "posterior listening");
-      if (listening) resolve({ child, port: listening.port as number, output: () => output });
+      if (listening) {
+        resolve({ child, port: listening.port as number, grpcPort: listening.grpcPort as number | undefined, output: () => output });
+      }
     };
     child.stdout.on("data", onData);
     child.stderr.on("data", onData);
