@@ -1,6 +1,7 @@
 // Unary Infer on Posterior next to minimal "floor" servers that run the same beta-bernoulli-v1 inference:
-//   node bench/serving.ts [seconds] [durable]   (seconds measured per case, default 5, after up to 2 s of warm-up;
-//                                               `durable`: only the fixed-rate durable Infer cases)
+//   node bench/serving.ts [seconds] [durable|json]   (seconds measured per case, default 5, after up to 2 s of warm-up;
+//                                                    `durable`: only the fixed-rate durable Infer cases;
+//                                                    `json`: only Connect JSON over HTTP/1.1)
 // Every case reports calls/s, client-side latency p50/p99 and the server's CPU per call (Δ utime+stime of the
 // server process from /proc ÷ calls; GC threads and, for Posterior, PGlite included), with ratios to the floor
 // measured by the same client tool in the same run. Floors and Posterior run in child processes, one loaded at a
@@ -528,7 +529,7 @@ function targetLines(rows: readonly CaseRow[]): string[] {
   ];
 }
 
-async function main(seconds: number, durableOnly: boolean) {
+async function main(seconds: number, only: "durable" | "json" | undefined) {
   const warmup = Math.min(2, seconds);
   const temp = mkdtempSync(join(tmpdir(), "posterior-serving-"));
   const started: Target[] = [];
@@ -548,9 +549,12 @@ async function main(seconds: number, durableOnly: boolean) {
     const posterior = { main: server, grpcOnly: { ...server, port: server.grpcPort! } };
     console.log(machine());
     console.log(`${MODEL} unary Infer, ${warmup} s warm-up then ${seconds} s per case; client and server share this machine's cores`);
-    if (!durableOnly) {
+    if (only !== "durable") {
       const rows: CaseRow[] = [];
-      for (const group of groups(floors, temp, seconds, warmup)) rows.push(...(await runGroup(group, posterior)));
+      for (const group of groups(floors, temp, seconds, warmup)) {
+        if (only === "json" && !group.name.startsWith("Connect JSON")) continue;
+        rows.push(...(await runGroup(group, posterior)));
+      }
       console.log();
       console.log(
         table(
@@ -561,6 +565,7 @@ async function main(seconds: number, durableOnly: boolean) {
       console.log();
       for (const line of targetLines(rows)) console.log(line);
     }
+    if (only === "json") return;
     console.log(`\nDurable Infer (store on) offered at a fixed ${format(DURABLE_RATE)} calls/s by h2load (8 connections × ${DURABLE_RATE / 8}/s, up to 16 in flight each); target: the rate sustained with p99 ≤ 10 ms\n`);
     const durable: Array<Array<string | number>> = [];
     for (const [name, target] of [["Posterior, gRPC-only port", posterior.grpcOnly], ["Posterior", posterior.main]] as const) {
@@ -582,7 +587,9 @@ else if (mode === "floor-http") serveHttpFloor();
 else if (mode === "floor-h2") serveH2Floor();
 else {
   const seconds = Number(mode ?? 5);
-  const durableOnly = process.argv[3] === "durable";
-  if (!(seconds > 0) || (process.argv[3] !== undefined && !durableOnly)) throw new Error("usage: node bench/serving.ts [seconds] [durable]");
-  await main(seconds, durableOnly);
+  const only = process.argv[3];
+  if (!(seconds > 0) || (only !== undefined && only !== "durable" && only !== "json")) {
+    throw new Error("usage: node bench/serving.ts [seconds] [durable|json]");
+  }
+  await main(seconds, only);
 }

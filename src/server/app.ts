@@ -1,6 +1,6 @@
 import { type ConnectRouter, cors as connectCors } from "@connectrpc/connect";
 import cors from "cors";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { InferenceService as InferenceApi } from "../../gen/posterior/v1/inference_service_pb.ts";
 import { LearningService as LearningApi } from "../../gen/posterior/v1/learning_service_pb.ts";
@@ -17,6 +17,7 @@ import { listenForInstanceChanges } from "../persistence/changes.ts";
 import type { Database } from "../persistence/database.ts";
 import { observe, REQUEST_ID_HEADER } from "./interceptors.ts";
 import type { RequestHandler } from "./listen.ts";
+import { unaryJson } from "./unary-json.ts";
 
 export interface ServiceOptions {
   readonly inferBatchLimit: number;
@@ -60,7 +61,7 @@ export function createServices(db: Database, options: ServiceOptions, logger: Lo
 
 export type Services = ReturnType<typeof createServices>;
 
-/** The service implementations, mounted by the Connect router and by the optional grpc-js listener. */
+/** The service implementations, mounted by the Connect router, the unary JSON path and the optional grpc-js listener. */
 export const serviceImpls = (services: Services) =>
   [
     [ModelService, modelService(services.instances, services.episodes)],
@@ -75,21 +76,34 @@ export const routes = (services: Services) => (router: ConnectRouter) => {
   router.service(...learning);
 };
 
+/**
+ * connect-node's interceptors. The unary JSON path and the gRPC-only port run handlers without
+ * them and call `beginCall` for what `observe` does: an interceptor added here goes there too.
+ */
 export const interceptors = (logger: Logger) => [observe(logger)];
 
 export function createHandler(options: {
   services: Services;
   logger: Logger;
-  shutdownSignal?: AbortSignal;
+  shutdownSignal: AbortSignal;
   corsOrigins: readonly string[];
 }): RequestHandler {
-  const handler = connectNodeAdapter({
+  const protocol = {
+    readMaxBytes: 16 << 20,
+    writeMaxBytes: 64 << 20,
+    acceptCompression: [compressionGzip, compressionBrotli],
+    compressMinBytes: 1024,
+  };
+  const connect = connectNodeAdapter({
     routes: routes(options.services),
     interceptors: interceptors(options.logger),
     shutdownSignal: options.shutdownSignal,
-    readMaxBytes: 16 << 20,
-    writeMaxBytes: 64 << 20,
+    ...protocol,
   });
+  const json = unaryJson(serviceImpls(options.services), { logger: options.logger, shutdownSignal: options.shutdownSignal, ...protocol });
+  const handler: RequestHandler = (req, res) => {
+    if (!json(req, res)) connect(req, res);
+  };
   if (options.corsOrigins.length === 0) return handler;
   const allowCors = cors({
     origin: options.corsOrigins.includes("*") ? "*" : [...options.corsOrigins],

@@ -2,12 +2,13 @@
 // makes connect-node's per-call cost matter (see README, "Measured figures"). It mounts the very
 // same service implementations as the main port; only the transport differs.
 import { create, type DescMessage, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ContextValues, createContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { createContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { requestLogger } from "../api/context.ts";
 import { toConnectError } from "../api/errors.ts";
+import { CallContext, type CallSource } from "./call-context.ts";
 import { beginCall, REQUEST_ID_HEADER } from "./interceptors.ts";
 
 type AnyImpl = (input: unknown, context: HandlerContext) => unknown;
@@ -86,7 +87,7 @@ function handlerFor(
   const begin = (call: Call) => {
     const requestId = call.metadata.get(REQUEST_ID_HEADER)[0]?.toString();
     const observed = beginCall(options.logger, `${service.typeName}/${method.name}`, requestId);
-    const context = new CallContext(service, method, path, call, options.shutdownSignal, createContextValues().set(requestLogger, observed.log));
+    const context = new CallContext(service, method, grpcSource(call), options.shutdownSignal, createContextValues().set(requestLogger, observed.log));
     const metadata = new grpc.Metadata();
     metadata.set(REQUEST_ID_HEADER, observed.id);
     const fail = (error: unknown): grpc.ServiceError => {
@@ -132,78 +133,16 @@ function handlerFor(
   };
 }
 
-const CALL_FINISHED = new ConnectError("the call has finished", Code.Canceled);
-
-/**
- * A call's HandlerContext, built as it is read: most unary handlers never look at the signal or the
- * headers, and connect's createHandlerContext costs three AbortControllers and three Headers per call
- * (about a tenth of a small call's CPU here).
- */
-class CallContext implements HandlerContext {
-  readonly protocolName = "grpc";
-  readonly requestMethod = "POST";
-  readonly service: DescService;
-  readonly method: DescMethod;
-  readonly url: string;
-  readonly values: ContextValues;
-  readonly #call: Call;
-  readonly #shutdownSignal: AbortSignal;
-  readonly #deadlineMs: number;
-  #controller?: AbortController;
-  #timer?: NodeJS.Timeout;
-  #requestHeader?: Headers;
-  #responseHeader?: Headers;
-  #responseTrailer?: Headers;
-
-  constructor(service: DescService, method: DescMethod, url: string, call: Call, shutdownSignal: AbortSignal, values: ContextValues) {
-    this.service = service;
-    this.method = method;
-    this.url = url;
-    this.values = values;
-    this.#call = call;
-    this.#shutdownSignal = shutdownSignal;
-    const deadline = call.getDeadline();
-    this.#deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-  }
-
-  get signal(): AbortSignal {
-    if (this.#controller) return this.#controller.signal;
-    const controller = (this.#controller = new AbortController());
-    if (this.#shutdownSignal.aborted) controller.abort(this.#shutdownSignal.reason);
-    else this.#shutdownSignal.addEventListener("abort", this.#onShutdown);
-    (this.#call as NodeJS.EventEmitter).once("cancelled", this.#onCancelled);
-    const timeout = this.timeoutMs();
-    if (timeout !== undefined) {
-      this.#timer = setTimeout(() => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout);
-    }
-    return controller.signal;
-  }
-
-  readonly timeoutMs = () => (Number.isFinite(this.#deadlineMs) ? Math.max(0, this.#deadlineMs - Date.now()) : undefined);
-
-  get requestHeader(): Headers {
-    return (this.#requestHeader ??= headersOf(this.#call.metadata));
-  }
-
-  get responseHeader(): Headers {
-    return (this.#responseHeader ??= new Headers());
-  }
-
-  get responseTrailer(): Headers {
-    return (this.#responseTrailer ??= new Headers());
-  }
-
-  /** Ends whatever the handler still runs for this call and drops the listeners. */
-  finish(): void {
-    if (!this.#controller) return;
-    clearTimeout(this.#timer);
-    this.#shutdownSignal.removeEventListener("abort", this.#onShutdown);
-    (this.#call as NodeJS.EventEmitter).off("cancelled", this.#onCancelled);
-    this.#controller.abort(CALL_FINISHED);
-  }
-
-  readonly #onShutdown = () => this.#controller!.abort(this.#shutdownSignal.reason);
-  readonly #onCancelled = () => this.#controller!.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+function grpcSource(call: Call): CallSource {
+  const deadline = call.getDeadline();
+  const events = call as NodeJS.EventEmitter;
+  return {
+    protocolName: "grpc",
+    deadlineMs: deadline instanceof Date ? deadline.getTime() : deadline,
+    requestHeader: () => headersOf(call.metadata),
+    onCancel: (listener) => events.once("cancelled", listener),
+    offCancel: (listener) => events.off("cancelled", listener),
+  };
 }
 
 function headersOf(metadata: grpc.Metadata): Headers {
