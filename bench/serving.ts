@@ -1,7 +1,7 @@
 // Unary Infer on Posterior next to minimal "floor" servers that run the same beta-bernoulli-v1 inference:
-//   node bench/serving.ts [seconds] [durable|json]   (seconds measured per case, default 5, after up to 2 s of warm-up;
-//                                                    `durable`: only the fixed-rate durable Infer cases;
-//                                                    `json`: only Connect JSON over HTTP/1.1)
+//   node bench/serving.ts [seconds] [durable|json|grpc]   (seconds measured per case, default 5, after up to 2 s of
+//                                                         warm-up; `durable`: only the fixed-rate durable Infer cases;
+//                                                         `json`, `grpc`: only the Connect JSON or the gRPC cases)
 // Every case reports calls/s, client-side latency p50/p99 and the server's CPU per call (Δ utime+stime of the
 // server process from /proc ÷ calls; GC threads and, for Posterior, PGlite included), with ratios to the floor
 // measured by the same client tool in the same run. Floors and Posterior run in child processes, one loaded at a
@@ -466,7 +466,7 @@ async function h2loadInfer(target: Target, server: Server, instanceId: string, s
   return h2loadCase(target, file, join(temp, "h2load.log"), seconds, warmup, rate);
 }
 
-/** Posterior's main port (connect-node) and, for gRPC cases, its gRPC-only port (grpc-js) too. */
+/** Posterior's main port and, for gRPC cases, its gRPC-only port (grpc-js) too. */
 interface PosteriorPorts {
   readonly main: Target;
   readonly grpcOnly: Target;
@@ -529,7 +529,10 @@ function targetLines(rows: readonly CaseRow[]): string[] {
   ];
 }
 
-async function main(seconds: number, only: "durable" | "json" | undefined) {
+/** The case groups each filter keeps. */
+const ONLY = { json: "Connect JSON", grpc: "gRPC" } as const;
+
+async function main(seconds: number, only: "durable" | keyof typeof ONLY | undefined) {
   const warmup = Math.min(2, seconds);
   const temp = mkdtempSync(join(tmpdir(), "posterior-serving-"));
   const started: Target[] = [];
@@ -552,7 +555,7 @@ async function main(seconds: number, only: "durable" | "json" | undefined) {
     if (only !== "durable") {
       const rows: CaseRow[] = [];
       for (const group of groups(floors, temp, seconds, warmup)) {
-        if (only === "json" && !group.name.startsWith("Connect JSON")) continue;
+        if (only !== undefined && !group.name.startsWith(ONLY[only])) continue;
         rows.push(...(await runGroup(group, posterior)));
       }
       console.log();
@@ -565,7 +568,7 @@ async function main(seconds: number, only: "durable" | "json" | undefined) {
       console.log();
       for (const line of targetLines(rows)) console.log(line);
     }
-    if (only === "json") return;
+    if (only !== undefined) return;
     console.log(`\nDurable Infer (store on) offered at a fixed ${format(DURABLE_RATE)} calls/s by h2load (8 connections × ${DURABLE_RATE / 8}/s, up to 16 in flight each); target: the rate sustained with p99 ≤ 10 ms\n`);
     const durable: Array<Array<string | number>> = [];
     for (const [name, target] of [["Posterior, gRPC-only port", posterior.grpcOnly], ["Posterior", posterior.main]] as const) {
@@ -588,8 +591,7 @@ else if (mode === "floor-h2") serveH2Floor();
 else {
   const seconds = Number(mode ?? 5);
   const only = process.argv[3];
-  if (!(seconds > 0) || (only !== undefined && only !== "durable" && only !== "json")) {
-    throw new Error("usage: node bench/serving.ts [seconds] [durable|json]");
-  }
+  const known = (o: string | undefined): o is "durable" | keyof typeof ONLY | undefined => o === undefined || o === "durable" || o in ONLY;
+  if (!(seconds > 0) || !known(only)) throw new Error("usage: node bench/serving.ts [seconds] [durable|json|grpc]");
   await main(seconds, only);
 }

@@ -17,6 +17,7 @@ import { listenForInstanceChanges } from "../persistence/changes.ts";
 import type { Database } from "../persistence/database.ts";
 import { observe, REQUEST_ID_HEADER } from "./interceptors.ts";
 import type { RequestHandler } from "./listen.ts";
+import { unaryGrpc } from "./unary-grpc.ts";
 import { unaryJson } from "./unary-json.ts";
 
 export interface ServiceOptions {
@@ -100,9 +101,11 @@ export function createHandler(options: {
     shutdownSignal: options.shutdownSignal,
     ...protocol,
   });
-  const json = unaryJson(serviceImpls(options.services), { logger: options.logger, shutdownSignal: options.shutdownSignal, ...protocol });
+  const shortPaths = { logger: options.logger, shutdownSignal: options.shutdownSignal, ...protocol };
+  const json = unaryJson(serviceImpls(options.services), shortPaths);
+  const grpc = unaryGrpc(serviceImpls(options.services), shortPaths);
   const handler: RequestHandler = (req, res) => {
-    if (!json(req, res)) connect(req, res);
+    if (!json(req, res) && !grpc(req, res)) connect(req, res);
   };
   if (options.corsOrigins.length === 0) return handler;
   const allowCors = cors({

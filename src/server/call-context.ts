@@ -1,7 +1,14 @@
-// The HandlerContext of a call served outside connect-node (the gRPC-only port, the unary JSON
-// path), built as it is read.
-import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
+// Calls served outside connect-node (the gRPC-only port, the short unary paths of the main port):
+// their HandlerContext, built as it is read, and a unary call's run.
+import type http from "node:http";
+import type http2 from "node:http2";
+import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ContextValues, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import type { Compression } from "@connectrpc/connect/protocol";
+import type { Logger } from "pino";
+import { requestLogger } from "../api/context.ts";
+import { toConnectError } from "../api/errors.ts";
+import { beginCall } from "./interceptors.ts";
 
 /** What the transport knows of a call. */
 export interface CallSource {
@@ -84,4 +91,73 @@ export class CallContext implements HandlerContext {
 
   readonly #onShutdown = () => this.#controller!.abort(this.#shutdownSignal.reason);
   readonly #onCancelled = () => this.#controller!.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+}
+
+export type UnaryImpl = (input: unknown, context: HandlerContext) => unknown;
+
+/** The main port's short paths take connect-node's own limits and compressions, to answer alike. */
+export interface ShortPathOptions {
+  readonly logger: Logger;
+  readonly readMaxBytes: number;
+  readonly writeMaxBytes: number;
+  readonly acceptCompression: Compression[];
+  readonly compressMinBytes: number;
+  readonly shutdownSignal: AbortSignal;
+}
+
+/** A unary call's end: the response message, or the error as the client will see it. */
+export type UnaryOutcome = { readonly requestId: string } & ({ readonly output: Message } | { readonly error: ConnectError });
+
+/**
+ * Runs a unary handler outside connect-node, doing what the `observe` interceptor does there: the
+ * request id, its logger in the context, the access-log line, domain errors as ConnectErrors.
+ */
+export async function runUnary(
+  impl: UnaryImpl,
+  input: unknown,
+  context: { service: DescService; method: DescMethod; source: CallSource; shutdownSignal: AbortSignal },
+  logger: Logger,
+  clientRequestId: string | undefined,
+): Promise<UnaryOutcome> {
+  const { service, method, source, shutdownSignal } = context;
+  const call = beginCall(logger, `${service.typeName}/${method.name}`, clientRequestId);
+  const handlerContext = new CallContext(service, method, source, shutdownSignal, createContextValues().set(requestLogger, call.log));
+  try {
+    const output = create(method.output, (await impl(input, handlerContext)) as never);
+    call.done();
+    return { requestId: call.id, output };
+  } catch (error) {
+    call.done(error);
+    return { requestId: call.id, error: toConnectError(error) };
+  } finally {
+    handlerContext.finish();
+  }
+}
+
+/** A call over node:http or node:http2 (compatibility API); those with a timeout go to connect-node. */
+export function httpSource(
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+  protocolName = "connect",
+): CallSource {
+  const listeners = new Map<() => void, () => void>();
+  return {
+    protocolName,
+    deadlineMs: Infinity,
+    requestHeader: () => {
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !name.startsWith(":")) headers.set(name, String(value));
+      return headers;
+    },
+    onCancel(listener) {
+      // A response closes when it is done, too; only a close before the answer is a cancel.
+      const onClose = () => res.writableFinished || listener();
+      listeners.set(listener, onClose);
+      res.once("close", onClose);
+    },
+    offCancel(listener) {
+      const onClose = listeners.get(listener);
+      if (onClose) res.off("close", onClose);
+    },
+  };
 }

@@ -6,6 +6,12 @@ import { isUnexpected, toConnectError } from "../api/errors.ts";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 
+/** The client's request id on a node:http or node:http2 request. */
+export const requestIdOf = (req: { headers: Record<string, string | string[] | undefined> }) => {
+  const id = req.headers[REQUEST_ID_HEADER];
+  return Array.isArray(id) ? id.join(", ") : id;
+};
+
 /** A call's request id (the client's, or a new one), its logger, and its one access-log line. */
 export function beginCall(root: Logger, rpc: string, clientRequestId: string | null | undefined) {
   const id = clientRequestId || randomUUID();

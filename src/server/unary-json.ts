@@ -1,33 +1,19 @@
 // A shorter road for the commonest call from curl, fetch and Connect-Web: a unary method POSTed
 // over HTTP/1.1 with a JSON body. connect-node carries every call through web Headers, async-iterable
 // bodies, AbortControllers and a universal response. This path reads the body, parses it with the
-// method's own Connect serialization (same size limits, same errors), runs the handler as the
-// gRPC-only port does (a context built as it is read; beginCall for what the `observe` interceptor
-// does) and writes Connect's error JSON, HTTP status and compression. Everything else (HTTP/2,
-// another content type, request compression, a timeout header, GET, streams) goes to connect-node.
+// method's own Connect serialization (same size limits, same errors), runs the handler with
+// `runUnary` (a context built as it is read; what the `observe` interceptor does) and writes
+// Connect's error JSON, HTTP status and compression. Everything else (HTTP/2, another content type,
+// request compression, a timeout header, GET, streams) goes to connect-node.
 import type http from "node:http";
 import type http2 from "node:http2";
-import { create, type DescService } from "@bufbuild/protobuf";
-import { createContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { type Compression, compressionNegotiate, createMethodSerializationLookup, mergeNonProtocolHeaders, readAllBytes } from "@connectrpc/connect/protocol";
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectError, ServiceImpl } from "@connectrpc/connect";
+import { compressionNegotiate, createMethodSerializationLookup, mergeNonProtocolHeaders, readAllBytes } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
-import type { Logger } from "pino";
-import { requestLogger } from "../api/context.ts";
 import { toConnectError } from "../api/errors.ts";
-import { CallContext, type CallSource } from "./call-context.ts";
-import { beginCall, REQUEST_ID_HEADER } from "./interceptors.ts";
-
-/** As given to connect-node, so that both paths answer alike. */
-export interface UnaryJsonOptions {
-  readonly logger: Logger;
-  readonly readMaxBytes: number;
-  readonly writeMaxBytes: number;
-  readonly acceptCompression: Compression[];
-  readonly compressMinBytes: number;
-  readonly shutdownSignal: AbortSignal;
-}
-
-type UnaryImpl = (input: unknown, context: HandlerContext) => unknown;
+import { httpSource, runUnary, type ShortPathOptions, type UnaryImpl } from "./call-context.ts";
+import { REQUEST_ID_HEADER, requestIdOf } from "./interceptors.ts";
 
 // As Connect's `contentTypeUnaryRegExp` for JSON: application/json, optionally with charset=utf-8.
 const UNARY_JSON = /^application\/json(?:;\s*charset=utf-?8)?$/i;
@@ -35,7 +21,7 @@ const UNARY_JSON = /^application\/json(?:;\s*charset=utf-?8)?$/i;
 /** Returns a function that serves the request and returns true, or returns false for connect-node. */
 export function unaryJson(
   services: ReadonlyArray<readonly [DescService, ServiceImpl<DescService>]>,
-  options: UnaryJsonOptions,
+  options: ShortPathOptions,
 ): (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => boolean {
   const routes = new Map<string, (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>>();
   for (const [service, impls] of services) {
@@ -43,30 +29,25 @@ export function unaryJson(
       if (method.methodKind !== "unary") continue;
       const impl = (impls as unknown as Record<string, UnaryImpl>)[method.localName]!.bind(impls);
       const serialization = createMethodSerializationLookup(method, undefined, undefined, options);
-      const rpc = `${service.typeName}/${method.name}`;
-      routes.set(`/${rpc}`, async (req, res) => {
+      routes.set(`/${service.typeName}/${method.name}`, async (req, res) => {
         const compression = compressionNegotiate(options.acceptCompression, null, req.headers["accept-encoding"] ?? null, "accept-encoding");
         const header = new Headers({ "content-type": "application/json" });
         let status = 200;
-        let body: Uint8Array;
+        let body!: Uint8Array;
+        let error: ConnectError | undefined;
         try {
           // Parsed before the call begins, as connect-node does: a body that is not the message is
           // refused without a request id or an access-log line.
           const input = serialization.getI(false).parse(await readAllBytes(req, options.readMaxBytes, req.headers["content-length"] ?? null));
-          const call = beginCall(options.logger, rpc, req.headers[REQUEST_ID_HEADER] as string | undefined);
-          header.set(REQUEST_ID_HEADER, call.id);
-          const context = new CallContext(service, method, httpSource(req, res), options.shutdownSignal, createContextValues().set(requestLogger, call.log));
-          try {
-            body = serialization.getO(false).serialize(create(method.output, (await impl(input, context)) as never));
-            call.done();
-          } catch (error) {
-            call.done(error);
-            throw error;
-          } finally {
-            context.finish();
-          }
+          const source = httpSource(req, res);
+          const outcome = await runUnary(impl, input, { service, method, source, ...options }, options.logger, requestIdOf(req));
+          header.set(REQUEST_ID_HEADER, outcome.requestId);
+          if ("error" in outcome) error = outcome.error;
+          else body = serialization.getO(false).serialize(outcome.output);
         } catch (e) {
-          const error = toConnectError(e);
+          error = toConnectError(e);
+        }
+        if (error) {
           status = codeToHttpStatus(error.code);
           mergeNonProtocolHeaders(header, error.metadata);
           body = errorToJsonBytes(error, {});
@@ -94,28 +75,5 @@ export function unaryJson(
     if (h["connect-protocol-version"] !== undefined && h["connect-protocol-version"] !== "1") return false;
     route(req as http.IncomingMessage, res as http.ServerResponse).catch((error: unknown) => res.destroy(error as Error));
     return true;
-  };
-}
-
-function httpSource(req: http.IncomingMessage, res: http.ServerResponse): CallSource {
-  const listeners = new Map<() => void, () => void>();
-  return {
-    protocolName: "connect",
-    deadlineMs: Infinity, // calls with connect-timeout-ms go to connect-node
-    requestHeader: () => {
-      const headers = new Headers();
-      for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers.set(name, String(value));
-      return headers;
-    },
-    onCancel(listener) {
-      // A response closes when it is done, too; only a close before the answer is a cancel.
-      const onClose = () => res.writableFinished || listener();
-      listeners.set(listener, onClose);
-      res.once("close", onClose);
-    },
-    offCancel(listener) {
-      const onClose = listeners.get(listener);
-      if (onClose) res.off("close", onClose);
-    },
   };
 }
