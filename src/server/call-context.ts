@@ -2,9 +2,9 @@
 // their HandlerContext, built as it is read, and a unary call's run.
 import type http from "node:http";
 import type http2 from "node:http2";
-import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ContextValues, createContextValues, type HandlerContext } from "@connectrpc/connect";
-import type { Compression } from "@connectrpc/connect/protocol";
+import { create, type DescMessage, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ContextValues, createContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { type Compression, createMethodSerializationLookup, type MethodSerializationLookup } from "@connectrpc/connect/protocol";
 import type { Logger } from "pino";
 import { requestLogger } from "../api/context.ts";
 import { toConnectError } from "../api/errors.ts";
@@ -94,6 +94,37 @@ export class CallContext implements HandlerContext {
 }
 
 export type UnaryImpl = (input: unknown, context: HandlerContext) => unknown;
+
+/** Serves a request and returns true, or returns false to leave it to connect-node. */
+export type ShortPath = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => boolean;
+
+export interface UnaryRoute {
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly impl: UnaryImpl;
+  readonly serialization: MethodSerializationLookup<DescMessage, DescMessage>;
+}
+
+/** Every unary method of `services`, served by `serve`, by its path (`/package.Service/Method`). */
+export function unaryRoutes<T>(
+  services: ReadonlyArray<readonly [DescService, ServiceImpl<DescService>]>,
+  options: ShortPathOptions,
+  serve: (route: UnaryRoute) => T,
+): Map<string, T> {
+  const routes = new Map<string, T>();
+  for (const [service, impls] of services) {
+    for (const method of service.methods) {
+      if (method.methodKind !== "unary") continue;
+      const impl = (impls as unknown as Record<string, UnaryImpl>)[method.localName]!.bind(impls);
+      const serialization = createMethodSerializationLookup(method, undefined, undefined, options);
+      routes.set(`/${service.typeName}/${method.name}`, serve({ service, method, impl, serialization }));
+    }
+  }
+  return routes;
+}
 
 /** The main port's short paths take connect-node's own limits and compressions, to answer alike. */
 export interface ShortPathOptions {

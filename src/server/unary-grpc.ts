@@ -3,13 +3,11 @@
 // runs with `runUnary`, and the answer goes out as one message and the gRPC status trailers, set by
 // Connect's `setTrailerStatus`. Deadlines (grpc-timeout), compressed requests and every streaming
 // method go to connect-node.
-import type http from "node:http";
 import type http2 from "node:http2";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   compressionNegotiate,
-  createMethodSerializationLookup,
   encodeEnvelope,
   envelopeDecompress,
   pipe,
@@ -17,58 +15,48 @@ import {
 } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { toConnectError } from "../api/errors.ts";
-import { httpSource, runUnary, type ShortPathOptions, type UnaryImpl } from "./call-context.ts";
+import { httpSource, runUnary, type ShortPath, type ShortPathOptions, unaryRoutes } from "./call-context.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "./interceptors.ts";
 
 // As Connect's gRPC content types, in the binary format.
 const GRPC_PROTO = /^application\/grpc(?:\+proto)?$/i;
 const COMPRESSED_FLAG = 0b00000001;
 
-/** Returns a function that serves the request and returns true, or returns false for connect-node. */
-export function unaryGrpc(
-  services: ReadonlyArray<readonly [DescService, ServiceImpl<DescService>]>,
-  options: ShortPathOptions,
-): (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => boolean {
-  const routes = new Map<string, (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => Promise<void>>();
-  for (const [service, impls] of services) {
-    for (const method of service.methods) {
-      if (method.methodKind !== "unary") continue;
-      const impl = (impls as unknown as Record<string, UnaryImpl>)[method.localName]!.bind(impls);
-      const serialization = createMethodSerializationLookup(method, undefined, undefined, options);
-      routes.set(`/${service.typeName}/${method.name}`, async (req, res) => {
-        const compression = compressionNegotiate(options.acceptCompression, null, header(req, "grpc-accept-encoding"), "grpc-accept-encoding");
-        const headers = new Headers({ "content-type": "application/grpc+proto" });
-        if (compression.response) headers.set("grpc-encoding", compression.response.name);
-        const trailers = new Headers();
-        let message: Uint8Array | undefined;
-        let error: ConnectError | undefined;
-        try {
-          const input = serialization.getI(true).parse(await onlyMessage(req, options.readMaxBytes));
-          const outcome = await runUnary(impl, input, { service, method, source: httpSource(req, res, "grpc"), ...options }, options.logger, requestIdOf(req));
-          // As connect-node: the request id with the answer's headers, or with the error's trailers.
-          if ("error" in outcome) {
-            error = outcome.error;
-            trailers.set(REQUEST_ID_HEADER, outcome.requestId);
-          } else {
-            headers.set(REQUEST_ID_HEADER, outcome.requestId);
-            message = serialization.getO(true).serialize(outcome.output);
-          }
-        } catch (e) {
-          error = toConnectError(e);
-        }
-        setTrailerStatus(trailers, error);
-        if (res.stream.destroyed) return;
-        res.writeHead(200, Object.fromEntries(headers));
-        res.addTrailers(Object.fromEntries(trailers));
-        if (message === undefined) return void res.end();
-        if (compression.response && message.byteLength >= options.compressMinBytes) {
-          res.end(encodeEnvelope(COMPRESSED_FLAG, await compression.response.compress(message)));
+export function unaryGrpc(services: ReadonlyArray<readonly [DescService, ServiceImpl<DescService>]>, options: ShortPathOptions): ShortPath {
+  const routes = unaryRoutes(services, options, ({ service, method, impl, serialization }) => {
+    return async (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      const compression = compressionNegotiate(options.acceptCompression, null, header(req, "grpc-accept-encoding"), "grpc-accept-encoding");
+      const headers = new Headers({ "content-type": "application/grpc+proto" });
+      if (compression.response) headers.set("grpc-encoding", compression.response.name);
+      const trailers = new Headers();
+      let message: Uint8Array | undefined;
+      let error: ConnectError | undefined;
+      try {
+        const input = serialization.getI(true).parse(await onlyMessage(req, options.readMaxBytes));
+        const outcome = await runUnary(impl, input, { service, method, source: httpSource(req, res, "grpc"), ...options }, options.logger, requestIdOf(req));
+        // As connect-node: the request id with the answer's headers, or with the error's trailers.
+        if ("error" in outcome) {
+          error = outcome.error;
+          trailers.set(REQUEST_ID_HEADER, outcome.requestId);
         } else {
-          res.end(encodeEnvelope(0, message));
+          headers.set(REQUEST_ID_HEADER, outcome.requestId);
+          message = serialization.getO(true).serialize(outcome.output);
         }
-      });
-    }
-  }
+      } catch (e) {
+        error = toConnectError(e);
+      }
+      setTrailerStatus(trailers, error);
+      if (res.stream.destroyed) return;
+      res.writeHead(200, Object.fromEntries(headers));
+      res.addTrailers(Object.fromEntries(trailers));
+      if (message === undefined) return void res.end();
+      if (compression.response && message.byteLength >= options.compressMinBytes) {
+        res.end(encodeEnvelope(COMPRESSED_FLAG, await compression.response.compress(message)));
+      } else {
+        res.end(encodeEnvelope(0, message));
+      }
+    };
+  });
   return (req, res) => {
     if (req.method !== "POST" || req.httpVersionMajor !== 2) return false;
     const route = routes.get(req.url ?? "");
