@@ -101,6 +101,8 @@ export function createHandler(options: {
     shutdownSignal: options.shutdownSignal,
     ...protocol,
   });
+  // Unary calls in the commonest forms skip connect-node's generic machinery, about half of their
+  // CPU (README, "Serving"), and answer as it would (test/e2e/short-paths.test.ts).
   const shortPaths = { logger: options.logger, shutdownSignal: options.shutdownSignal, ...protocol };
   const json = unaryJson(serviceImpls(options.services), shortPaths);
   const grpc = unaryGrpc(serviceImpls(options.services), shortPaths);
