@@ -1,5 +1,5 @@
 // Calls served outside connect-node (the gRPC-only port, the short unary paths of the main port):
-// their HandlerContext, built as it is read, and a unary call's run.
+// their HandlerContext, built as it is read, a unary call's run, and the short paths' routes.
 import type http from "node:http";
 import type http2 from "node:http2";
 import { create, type DescMessage, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
