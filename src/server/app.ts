@@ -104,8 +104,9 @@ export function createHandler(options: {
   // Unary calls in the commonest forms skip connect-node's generic machinery, about half of their
   // CPU (README, "Serving"), and answer as it would (test/e2e/short-paths.test.ts).
   const shortPaths = { logger: options.logger, shutdownSignal: options.shutdownSignal, ...protocol };
-  const json = unaryJson(serviceImpls(options.services), shortPaths);
-  const grpc = unaryGrpc(serviceImpls(options.services), shortPaths);
+  const impls = serviceImpls(options.services);
+  const json = unaryJson(impls, shortPaths);
+  const grpc = unaryGrpc(impls, shortPaths);
   const handler: RequestHandler = (req, res) => {
     if (!json(req, res) && !grpc(req, res)) connect(req, res);
   };

@@ -146,20 +146,19 @@ export type UnaryOutcome = { readonly requestId: string } & ({ readonly output: 
 export async function runUnary(
   impl: UnaryImpl,
   input: unknown,
-  context: { service: DescService; method: DescMethod; source: CallSource; shutdownSignal: AbortSignal },
-  logger: Logger,
+  call: { service: DescService; method: DescMethod; source: CallSource; shutdownSignal: AbortSignal; logger: Logger },
   clientRequestId: string | undefined,
 ): Promise<UnaryOutcome> {
-  const { service, method, source, shutdownSignal } = context;
-  const call = beginCall(logger, `${service.typeName}/${method.name}`, clientRequestId);
-  const handlerContext = new CallContext(service, method, source, shutdownSignal, createContextValues().set(requestLogger, call.log));
+  const { service, method, source, shutdownSignal, logger } = call;
+  const observed = beginCall(logger, `${service.typeName}/${method.name}`, clientRequestId);
+  const handlerContext = new CallContext(service, method, source, shutdownSignal, createContextValues().set(requestLogger, observed.log));
   try {
     const output = create(method.output, (await impl(input, handlerContext)) as never);
-    call.done();
-    return { requestId: call.id, output };
+    observed.done();
+    return { requestId: observed.id, output };
   } catch (error) {
-    call.done(error);
-    return { requestId: call.id, error: toConnectError(error) };
+    observed.done(error);
+    return { requestId: observed.id, error: toConnectError(error) };
   } finally {
     handlerContext.finish();
   }

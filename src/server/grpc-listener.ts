@@ -8,7 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { requestLogger } from "../api/context.ts";
 import { toConnectError } from "../api/errors.ts";
-import { CallContext, type CallSource } from "./call-context.ts";
+import { CallContext, type CallSource, runUnary } from "./call-context.ts";
 import { beginCall, REQUEST_ID_HEADER } from "./interceptors.ts";
 
 type AnyImpl = (input: unknown, context: HandlerContext) => unknown;
@@ -85,8 +85,7 @@ function handlerFor(
 ): grpc.UntypedHandleCall {
   const path = `/${service.typeName}/${method.name}`;
   const begin = (call: Call) => {
-    const requestId = call.metadata.get(REQUEST_ID_HEADER)[0]?.toString();
-    const observed = beginCall(options.logger, `${service.typeName}/${method.name}`, requestId);
+    const observed = beginCall(options.logger, `${service.typeName}/${method.name}`, requestIdOf(call));
     const context = new CallContext(service, method, grpcSource(call), options.shutdownSignal, createContextValues().set(requestLogger, observed.log));
     const metadata = new grpc.Metadata();
     metadata.set(REQUEST_ID_HEADER, observed.id);
@@ -99,17 +98,12 @@ function handlerFor(
 
   if (method.methodKind === "unary") {
     return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      const { context, metadata, done, fail } = begin(call);
-      Promise.resolve()
-        .then(() => impl(call.request, context))
-        .then(
-          (response) => {
-            done();
-            callback(null, response, metadata);
-          },
-          (error: unknown) => callback(fail(error)),
-        )
-        .finally(() => context.finish());
+      void runUnary(impl, call.request, { service, method, source: grpcSource(call), ...options }, requestIdOf(call)).then((outcome) => {
+        const metadata = new grpc.Metadata();
+        metadata.set(REQUEST_ID_HEADER, outcome.requestId);
+        if ("error" in outcome) callback(statusOf(outcome.error, metadata));
+        else callback(null, outcome.output, metadata);
+      });
     };
   }
   if (method.methodKind === "client_streaming") throw new Error(`${path}: client streaming is not served on the gRPC port`);
@@ -132,6 +126,8 @@ function handlerFor(
     })();
   };
 }
+
+const requestIdOf = (call: Call) => call.metadata.get(REQUEST_ID_HEADER)[0]?.toString();
 
 function grpcSource(call: Call): CallSource {
   const deadline = call.getDeadline();

@@ -33,7 +33,7 @@ export function unaryGrpc(services: ReadonlyArray<readonly [DescService, Service
       let error: ConnectError | undefined;
       try {
         const input = serialization.getI(true).parse(await onlyMessage(req, options.readMaxBytes));
-        const outcome = await runUnary(impl, input, { service, method, source: httpSource(req, res, "grpc"), ...options }, options.logger, requestIdOf(req));
+        const outcome = await runUnary(impl, input, { service, method, source: httpSource(req, res, "grpc"), ...options }, requestIdOf(req));
         // As connect-node: the request id with the answer's headers, or with the error's trailers.
         if ("error" in outcome) {
           error = outcome.error;
