@@ -552,7 +552,9 @@ async function main(seconds: number, only: "durable" | keyof typeof ONLY | undef
     const posterior = { main: server, grpcOnly: { ...server, port: server.grpcPort! } };
     console.log(machine());
     console.log(`${MODEL} unary Infer, ${warmup} s warm-up then ${seconds} s per case; client and server share this machine's cores`);
-    if (only !== "durable") {
+    const casesWanted = only !== "durable";
+    const durableWanted = only === undefined || only === "durable";
+    if (casesWanted) {
       const rows: CaseRow[] = [];
       for (const group of groups(floors, temp, seconds, warmup)) {
         if (only !== undefined && !group.name.startsWith(ONLY[only])) continue;
@@ -568,7 +570,7 @@ async function main(seconds: number, only: "durable" | keyof typeof ONLY | undef
       console.log();
       for (const line of targetLines(rows)) console.log(line);
     }
-    if (only !== undefined && only !== "durable") return;
+    if (!durableWanted) return;
     console.log(`\nDurable Infer (store on) offered at a fixed ${format(DURABLE_RATE)} calls/s by h2load (8 connections × ${DURABLE_RATE / 8}/s, up to 16 in flight each); target: the rate sustained with p99 ≤ 10 ms\n`);
     const durable: Array<Array<string | number>> = [];
     for (const [name, target] of [["Posterior, gRPC-only port", posterior.grpcOnly], ["Posterior", posterior.main]] as const) {
