@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { requestLogger } from "../api/context.ts";
 import { toConnectError } from "../api/errors.ts";
 import { beginCall } from "./interceptors.ts";
+import type { RequestHandler } from "./listen.ts";
 
 /** What the transport knows of a call. */
 export interface CallSource {
@@ -96,10 +97,7 @@ export class CallContext implements HandlerContext {
 export type UnaryImpl = (input: unknown, context: HandlerContext) => unknown;
 
 /** Serves a request and returns true, or returns false to leave it to connect-node. */
-export type ShortPath = (
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-  res: http.ServerResponse | http2.Http2ServerResponse,
-) => boolean;
+export type ShortPath = (...request: Parameters<RequestHandler>) => boolean;
 
 export interface UnaryRoute {
   readonly service: DescService;
