@@ -18,12 +18,12 @@ export interface BenchServer {
 }
 
 /**
- * Starts `node <entry>` with `env` (an in-memory PGlite database unless told otherwise): the sources
- * by default, or the bundle `npm start` runs (`dist/main.js`, built by scripts/build.ts).
+ * Starts `node <entry…>` with `env` (an in-memory PGlite database unless told otherwise): the sources
+ * by default, the bundle `npm start` runs (`dist/main.js`, built by scripts/build.ts), or a script and its arguments.
  */
-export function startServer(env: Record<string, string> = {}, entry = "src/main.ts"): Promise<BenchServer> {
+export function startServer(env: Record<string, string> = {}, entry: string | readonly string[] = "src/main.ts"): Promise<BenchServer> {
   const started = performance.now();
-  const child = spawn(process.execPath, [entry], {
+  const child = spawn(process.execPath, [entry].flat(), {
     env: {
       ...process.env,
       POSTERIOR_PORT: "0",

@@ -9,10 +9,12 @@ import array from "postgres-array";
 export const MEMORY = "memory://";
 
 /**
- * PostgreSQL's default of 128 MB costs about 0.4 s at every start, spent zeroing the buffers in
- * WebAssembly; 32 MB costs a tenth of that, and large scans use a small ring buffer either way.
+ * Every start zeroes the shared memory in WebAssembly (Emscripten's mmap calls memset, which runs
+ * unoptimised): PostgreSQL's default of 128 MB cost about 0.4 s more than 32 MB, and 32 MB about
+ * 0.12 s more than 16 MB. Ingest and learning measured the same at 16 and 32 MB: large scans use a
+ * small ring buffer either way, and pages not in the buffers are read from the OS's file cache.
  */
-export const DEFAULT_SHARED_BUFFERS_MB = 32;
+export const DEFAULT_SHARED_BUFFERS_MB = 16;
 
 export interface EmbeddedDatabase {
   readonly pglite: Promise<PGlite>;

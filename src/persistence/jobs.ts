@@ -80,6 +80,10 @@ export class JobQueue {
       // A dead worker's job is noticed through missed heartbeats; check for them often.
       monitorIntervalSeconds: 5,
       superviseIntervalSeconds: 5,
+      // No cron schedules here. Without this, every start creates pg-boss's scheduling queue and
+      // reads the clock skew, and a worker polls that queue every 5 s. On PGlite those queries run
+      // on the thread that answers calls: about 80 ms at start, which delayed the first Infer.
+      schedule: false,
     };
     const boss = this.#url
       ? new PgBoss({ ...common, connectionString: this.#url, max: 4, application_name: "posterior-jobs" })

@@ -16,12 +16,12 @@ const sharedBuffers = async (d: Database) =>
   ((await d.orm.em.getConnection().execute("show shared_buffers")) as Array<{ shared_buffers: string }>)[0]!.shared_buffers;
 
 describe.skipIf(usingPostgres)("the embedded database", () => {
-  it("starts with 32 MB of shared buffers unless configured otherwise", async () => {
+  it("starts with 16 MB of shared buffers unless configured otherwise", async () => {
     db = await openDatabase({ dataDir: MEMORY });
-    expect(await sharedBuffers(db)).toBe("32MB");
-    await db.close();
-    db = await openDatabase({ dataDir: MEMORY, sharedBuffersMb: 16 });
     expect(await sharedBuffers(db)).toBe("16MB");
+    await db.close();
+    db = await openDatabase({ dataDir: MEMORY, sharedBuffersMb: 48 });
+    expect(await sharedBuffers(db)).toBe("48MB");
   });
 
   it("reads the setting from POSTERIOR_EMBEDDED_SHARED_BUFFERS_MB and refuses nonsense", () => {
