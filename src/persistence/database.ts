@@ -52,6 +52,21 @@ export interface Database {
 }
 
 /**
+ * Whether the migrations table lists every migration: one query, where starting the migrator to
+ * find nothing to do took 0.12–0.16 s of every embedded start. Migrations only ever go forward, so
+ * a database that has them all needs no lock either.
+ */
+async function everyMigrationApplied(orm: AppOrm): Promise<boolean> {
+  try {
+    const rows = await orm.em.getConnection().execute<Array<{ name: string }>>("select name from mikro_orm_migrations");
+    const applied = new Set(rows.map((row) => row.name));
+    return migrations.every((m) => applied.has(m.name));
+  } catch {
+    return false; // a new database: no migrations table yet
+  }
+}
+
+/**
  * Opens the database and applies pending migrations; an embedded one is locked, and closed with it.
  * The job queue is started separately (`jobs.start()`), so that calls can be served meanwhile.
  */
@@ -59,9 +74,11 @@ export async function openDatabase(config: DatabaseConfig, logger?: Logger): Pro
   const local = config.url ? undefined : openEmbedded(config.dataDir, config);
   try {
     const orm = await MikroORM.init(ormOptions(config, logger, local?.pglite));
-    // Replicas starting together on one PostgreSQL take turns; PGlite has a single process.
-    if (config.url) await withAdvisoryLock(config.url, "posterior-schema", () => orm.migrator.up());
-    else await orm.migrator.up();
+    if (!(await everyMigrationApplied(orm))) {
+      // Replicas starting together on one PostgreSQL take turns; PGlite has a single process.
+      if (config.url) await withAdvisoryLock(config.url, "posterior-schema", () => orm.migrator.up());
+      else await orm.migrator.up();
+    }
     const jobs = new JobQueue(orm, config.url, config.jobs ?? DEFAULT_JOB_OPTIONS, logger);
     return {
       orm,

@@ -1,10 +1,11 @@
-// The database as the services see it: the embedded instance's settings and the job queue's start.
+// The database as the services see it: migrations at start, the embedded instance's settings and the job queue's start.
 import { randomUUID } from "node:crypto";
+import type { PgliteConnection } from "@mikro-orm/pglite";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { type Database, MEMORY, openDatabase } from "../../src/persistence/database.ts";
 import { LEARN_QUEUE } from "../../src/persistence/jobs.ts";
-import { openTestDatabase, usingPostgres } from "../support/database.ts";
+import { freshDatabaseConfig, openTestDatabase, usingPostgres } from "../support/database.ts";
 
 let db: Database | undefined;
 afterEach(async () => {
@@ -28,6 +29,29 @@ describe.skipIf(usingPostgres)("the embedded database", () => {
     expect(loadConfig({}).embeddedSharedBuffersMb).toBeUndefined();
     expect(loadConfig({ POSTERIOR_EMBEDDED_SHARED_BUFFERS_MB: "64" }).embeddedSharedBuffersMb).toBe(64);
     expect(() => loadConfig({ POSTERIOR_EMBEDDED_SHARED_BUFFERS_MB: "0" })).toThrow(/POSTERIOR_EMBEDDED_SHARED_BUFFERS_MB must be an integer from 1/);
+  });
+});
+
+describe("migrations at start", () => {
+  const LAST = "Migration20261123212803_runs";
+  const sql = async (d: Database, query: string) => (await d.orm.em.getConnection().execute(query)) as Array<Record<string, unknown>>;
+
+  it("applies the migrations a database lacks, and only those", async () => {
+    const config = await freshDatabaseConfig();
+    db = await openDatabase(config);
+    // The database as it was before the last migration.
+    await sql(db, `delete from mikro_orm_migrations where name = '${LAST}'`);
+    await sql(db, `drop index run_status_index`);
+    await sql(db, `alter table run drop column requested_episodes, drop column restore_point, drop column cursors_before, drop column cursors_after,
+      drop column progress, drop column cancel_requested, drop column worker, drop column callback`);
+    const reopen = usingPostgres
+      ? config
+      : { dataDir: MEMORY, loadDataDir: await (await (db.orm.em.getConnection() as unknown as PgliteConnection).getNativeClient()).dumpDataDir("none") };
+    await db.close();
+    db = await openDatabase(reopen);
+    expect((await sql(db, "select name from mikro_orm_migrations order by id")).map((r) => r.name)).toEqual(["Migration20261123183856_initial", LAST]);
+    expect(await sql(db, "select indexname from pg_indexes where indexname = 'run_status_index'")).toHaveLength(1);
+    expect(await sql(db, "select count(*)::int as n from run where not cancel_requested")).toEqual([{ n: 0 }]);
   });
 });
 
