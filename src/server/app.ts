@@ -16,7 +16,7 @@ import { LearningService } from "../domain/learning.ts";
 import { listenForInstanceChanges } from "../persistence/changes.ts";
 import type { Database } from "../persistence/database.ts";
 import { observe, REQUEST_ID_HEADER } from "./interceptors.ts";
-import type { RequestHandler } from "./listen.ts";
+import type { Handlers, RequestHandler } from "./listen.ts";
 import { unaryGrpc } from "./unary-grpc.ts";
 import { unaryJson } from "./unary-json.ts";
 
@@ -88,7 +88,7 @@ export function createHandler(options: {
   logger: Logger;
   shutdownSignal: AbortSignal;
   corsOrigins: readonly string[];
-}): RequestHandler {
+}): Handlers {
   const protocol = {
     readMaxBytes: 16 << 20,
     writeMaxBytes: 64 << 20,
@@ -108,9 +108,9 @@ export function createHandler(options: {
   const json = unaryJson(impls, shortPaths);
   const grpc = unaryGrpc(impls, shortPaths);
   const handler: RequestHandler = (req, res) => {
-    if (!json(req, res) && !grpc(req, res)) connect(req, res);
+    if (!json(req, res)) connect(req, res);
   };
-  if (options.corsOrigins.length === 0) return handler;
+  if (options.corsOrigins.length === 0) return { request: handler, stream: grpc };
   const allowCors = cors({
     origin: options.corsOrigins.includes("*") ? "*" : [...options.corsOrigins],
     methods: [...connectCors.allowedMethods],
@@ -118,5 +118,5 @@ export function createHandler(options: {
     exposedHeaders: [...connectCors.exposedHeaders, REQUEST_ID_HEADER],
     maxAge: 7200,
   });
-  return (req, res) => allowCors(req as never, res as never, () => handler(req, res));
+  return { request: (req, res) => allowCors(req as never, res as never, () => handler(req, res)), stream: grpc };
 }

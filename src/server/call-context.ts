@@ -1,7 +1,6 @@
 // Calls served outside connect-node (the gRPC-only port, the short unary paths of the main port):
 // their HandlerContext, built as it is read, a unary call's run, and the short paths' routes.
 import type http from "node:http";
-import type http2 from "node:http2";
 import { create, type DescMessage, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, createContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { type Compression, createMethodSerializationLookup, type MethodSerializationLookup } from "@connectrpc/connect/protocol";
@@ -162,10 +161,13 @@ export async function runUnary(
   }
 }
 
-/** A call over node:http or node:http2 (compatibility API); those with a timeout go to connect-node. */
+/**
+ * A call over node:http or node:http2: its request headers, and the response (or HTTP/2 stream) whose
+ * early close means the client gave up. Calls with a timeout go to connect-node.
+ */
 export function httpSource(
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-  res: http.ServerResponse | http2.Http2ServerResponse,
+  headers: http.IncomingHttpHeaders,
+  response: { readonly writableFinished: boolean; once(event: "close", listener: () => void): unknown; off(event: "close", listener: () => void): unknown },
   protocolName = "connect",
 ): CallSource {
   const listeners = new Map<() => void, () => void>();
@@ -173,19 +175,19 @@ export function httpSource(
     protocolName,
     deadlineMs: Infinity,
     requestHeader: () => {
-      const headers = new Headers();
-      for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !name.startsWith(":")) headers.set(name, String(value));
-      return headers;
+      const header = new Headers();
+      for (const [name, value] of Object.entries(headers)) if (value !== undefined && !name.startsWith(":")) header.set(name, String(value));
+      return header;
     },
     onCancel(listener) {
       // A response closes when it is done, too; only a close before the answer is a cancel.
-      const onClose = () => res.writableFinished || listener();
+      const onClose = () => response.writableFinished || listener();
       listeners.set(listener, onClose);
-      res.once("close", onClose);
+      response.once("close", onClose);
     },
     offCancel(listener) {
       const onClose = listeners.get(listener);
-      if (onClose) res.off("close", onClose);
+      if (onClose) response.off("close", onClose);
     },
   };
 }

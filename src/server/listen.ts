@@ -8,6 +8,17 @@ export type RequestHandler = (
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
+/**
+ * Offered each HTTP/2 stream before node's compatibility API wraps it in a request and a response
+ * for the RequestHandler; returns true when it has taken the stream.
+ */
+export type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
+
+export interface Handlers {
+  readonly request: RequestHandler;
+  readonly stream?: StreamHandler;
+}
+
 export interface ListenOptions {
   readonly host: string;
   readonly port: number;
@@ -26,7 +37,8 @@ const H2_PREFACE_START = "PRI";
  * One port for HTTP/1.1 and HTTP/2. Plaintext: each connection's first bytes tell the HTTP/2
  * preface (h2c prior knowledge) from an HTTP/1.1 request line. TLS: ALPN decides.
  */
-export async function listen(handler: RequestHandler, options: ListenOptions): Promise<Listener> {
+export async function listen(handlers: Handlers, options: ListenOptions): Promise<Listener> {
+  const handler = handlers.request;
   const sessions = new Set<http2.Http2Session>();
   const sockets = new Set<net.Socket>();
   const track = (socket: net.Socket) => {
@@ -61,6 +73,7 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
       });
     });
   }
+  if (handlers.stream) offerStreamsFirst(h2, handlers.stream);
   h2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
@@ -85,4 +98,14 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
       clearTimeout(timer);
     },
   };
+}
+
+/** Node's compatibility API is itself a "stream" listener; `take` goes before it. */
+function offerStreamsFirst(server: http2.Http2Server | http2.Http2SecureServer, take: StreamHandler) {
+  const compatibility = server.listeners("stream") as Array<(...args: unknown[]) => void>;
+  server.removeAllListeners("stream");
+  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+    if (take(stream, headers)) return;
+    for (const listener of compatibility) listener.call(server, stream, headers, ...rest);
+  });
 }

@@ -1,4 +1,5 @@
-// The short road for unary gRPC on the main port, as unary-json.ts is for Connect JSON: the
+// The short road for unary gRPC on the main port, as unary-json.ts is for Connect JSON. It takes
+// the HTTP/2 stream before node's compatibility API wraps it in a request and a response. The
 // request's one message is split from its envelope and parsed with Connect's own pieces, the handler
 // runs with `runUnary`, and the answer goes out as one message and the gRPC status trailers, set by
 // Connect's `setTrailerStatus`. Deadlines (grpc-timeout), compressed requests and every streaming
@@ -15,71 +16,77 @@ import {
 } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { toConnectError } from "../api/errors.ts";
-import { httpSource, runUnary, type ShortPath, type ShortPathOptions, unaryRoutes } from "./call-context.ts";
+import { httpSource, runUnary, type ShortPathOptions, unaryRoutes } from "./call-context.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "./interceptors.ts";
+import type { StreamHandler } from "./listen.ts";
 
 // As Connect's gRPC content types, in the binary format.
 const GRPC_PROTO = /^application\/grpc(?:\+proto)?$/i;
 const COMPRESSED_FLAG = 0b00000001;
 
-export function unaryGrpc(services: ReadonlyArray<readonly [DescService, ServiceImpl<DescService>]>, options: ShortPathOptions): ShortPath {
+export function unaryGrpc(services: ReadonlyArray<readonly [DescService, ServiceImpl<DescService>]>, options: ShortPathOptions): StreamHandler {
   const routes = unaryRoutes(services, options, ({ service, method, impl, serialization }) => {
-    return async (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
-      const compression = compressionNegotiate(options.acceptCompression, null, header(req, "grpc-accept-encoding"), "grpc-accept-encoding");
-      const headers = new Headers({ "content-type": "application/grpc+proto" });
-      if (compression.response) headers.set("grpc-encoding", compression.response.name);
+    return async (stream: http2.ServerHttp2Stream, requestHeaders: http2.IncomingHttpHeaders) => {
+      const compression = compressionNegotiate(options.acceptCompression, null, header(requestHeaders, "grpc-accept-encoding"), "grpc-accept-encoding");
+      const headers: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc+proto" };
+      if (compression.response) headers["grpc-encoding"] = compression.response.name;
       const trailers = new Headers();
       let message: Uint8Array | undefined;
       let error: ConnectError | undefined;
       try {
-        const input = serialization.getI(true).parse(await onlyMessage(req, options.readMaxBytes));
-        const outcome = await runUnary(impl, input, { service, method, source: httpSource(req, res, "grpc"), ...options }, requestIdOf(req));
+        const input = serialization.getI(true).parse(await onlyMessage(stream, options.readMaxBytes));
+        const source = httpSource(requestHeaders, stream, "grpc");
+        const outcome = await runUnary(impl, input, { service, method, source, ...options }, requestIdOf({ headers: requestHeaders }));
         // As connect-node: the request id with the answer's headers, or with the error's trailers.
         if ("error" in outcome) {
           error = outcome.error;
           trailers.set(REQUEST_ID_HEADER, outcome.requestId);
         } else {
-          headers.set(REQUEST_ID_HEADER, outcome.requestId);
+          headers[REQUEST_ID_HEADER] = outcome.requestId;
           message = serialization.getO(true).serialize(outcome.output);
         }
       } catch (e) {
         error = toConnectError(e);
       }
       setTrailerStatus(trailers, error);
-      if (res.stream.destroyed) return;
-      res.writeHead(200, Object.fromEntries(headers));
-      res.addTrailers(Object.fromEntries(trailers));
-      if (message === undefined) return void res.end();
+      if (stream.destroyed) return;
+      stream.resume(); // what is left of a refused request is not read
+      stream.respond(headers, { waitForTrailers: true });
+      stream.once("wantTrailers", () => stream.sendTrailers(Object.fromEntries(trailers)));
+      if (message === undefined) return void stream.end();
       if (compression.response && message.byteLength >= options.compressMinBytes) {
-        res.end(encodeEnvelope(COMPRESSED_FLAG, await compression.response.compress(message)));
+        stream.end(encodeEnvelope(COMPRESSED_FLAG, await compression.response.compress(message)));
       } else {
-        res.end(encodeEnvelope(0, message));
+        stream.end(encodeEnvelope(0, message));
       }
     };
   });
-  return (req, res) => {
-    if (req.method !== "POST" || req.httpVersionMajor !== 2) return false;
-    const route = routes.get(req.url ?? "");
+  return (stream, headers) => {
+    if (headers[":method"] !== "POST") return false;
+    const route = routes.get(headers[":path"] ?? "");
     if (!route) return false;
-    if (!GRPC_PROTO.test(header(req, "content-type") ?? "")) return false;
-    if (header(req, "grpc-timeout") !== null) return false;
-    const encoding = header(req, "grpc-encoding");
+    if (!GRPC_PROTO.test(header(headers, "content-type") ?? "")) return false;
+    if (header(headers, "grpc-timeout") !== null) return false;
+    const encoding = header(headers, "grpc-encoding");
     if (encoding !== null && encoding !== "identity") return false;
-    const [r, s] = [req as http2.Http2ServerRequest, res as http2.Http2ServerResponse];
-    route(r, s).catch((error: unknown) => s.stream.destroy(error as Error));
+    // A browser's cross-origin call gets its CORS headers from the RequestHandler.
+    if (headers.origin !== undefined) return false;
+    route(stream, headers).catch((error: unknown) => stream.destroy(error as Error));
     return true;
   };
 }
 
-const header = (req: { headers: Record<string, string | string[] | undefined> }, name: string): string | null => {
-  const value = req.headers[name];
+const header = (headers: http2.IncomingHttpHeaders, name: string): string | null => {
+  const value = headers[name];
   return value === undefined ? null : String(value);
 };
 
 /** The request's one uncompressed message, refused as connect-node refuses a wrong one. */
-async function onlyMessage(req: http2.Http2ServerRequest, readMaxBytes: number): Promise<Uint8Array> {
+async function onlyMessage(stream: http2.ServerHttp2Stream, readMaxBytes: number): Promise<Uint8Array> {
   const envelopes = [];
-  for await (const envelope of pipe(req as AsyncIterable<Uint8Array>, transformSplitEnvelope(readMaxBytes))) envelopes.push(envelope);
+  // A refused request (too large, say) must still be answered, so stopping early must not destroy the stream.
+  const chunks = stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
+  for await (const envelope of pipe(chunks, transformSplitEnvelope(readMaxBytes))) envelopes.push(envelope);
   if (envelopes.length === 0) throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
   if (envelopes.length > 1) throw new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented);
   // Requests with a grpc-encoding go to connect-node, so a compressed message here is an error.

@@ -29,7 +29,7 @@ export function unaryJson(services: ReadonlyArray<readonly [DescService, Service
         // Parsed before the call begins, as connect-node does: a body that is not the message is
         // refused without a request id or an access-log line.
         const input = serialization.getI(false).parse(await readAllBytes(req, options.readMaxBytes, req.headers["content-length"] ?? null));
-        const source = httpSource(req, res);
+        const source = httpSource(req.headers, res);
         const outcome = await runUnary(impl, input, { service, method, source, ...options }, requestIdOf(req));
         header.set(REQUEST_ID_HEADER, outcome.requestId);
         if ("error" in outcome) error = outcome.error;

@@ -49,9 +49,13 @@ beforeAll(async () => {
     if (!json(req, res)) res.writeHead(501).end("declined");
   });
   connect = await serve(connectHandler);
-  shortH2 = await serve((req, res) => {
-    if (!grpc(req, res)) res.writeHead(501).end("declined");
-  }, 2);
+  const rawH2 = http2.createServer();
+  rawH2.on("stream", (stream, headers) => {
+    if (!grpc(stream, headers)) stream.respond({ ":status": 501 }, { endStream: true });
+  });
+  servers.push(rawH2.listen(0, "127.0.0.1"));
+  await once(rawH2, "listening");
+  shortH2 = `http://127.0.0.1:${(rawH2.address() as AddressInfo).port}`;
   connectH2 = await serve(connectHandler, 2);
 });
 afterAll(async () => {
@@ -240,8 +244,13 @@ describe("the unary gRPC path", () => {
     expect((await bothGrpc("InferenceService/Infer", frame(new Uint8Array(5000)))).trailers["grpc-status"]).toBe("8");
   });
 
-  it("leaves deadlines, compressed requests and streams to connect-node", async () => {
-    const declined: Array<Record<string, string>> = [{ "grpc-timeout": "10S" }, { "grpc-encoding": "gzip" }, { "content-type": "application/grpc+json" }];
+  it("leaves deadlines, compressed requests, cross-origin calls and streams to connect-node", async () => {
+    const declined: Array<Record<string, string>> = [
+      { "grpc-timeout": "10S" },
+      { "grpc-encoding": "gzip" },
+      { "content-type": "application/grpc+json" },
+      { origin: "https://app.example" }, // CORS headers come from the request handler
+    ];
     for (const extra of declined) {
       expect((await grpcCall(shortH2, "InferenceService/Infer", frame(infer(1)), extra)).status).toBe(501);
     }
