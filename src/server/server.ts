@@ -28,12 +28,12 @@ export async function startServer(
   );
   const shutdown = new AbortController();
   const services = createServices(db, config, logger);
-  const handler = createHandler({ services, logger, shutdownSignal: shutdown.signal, corsOrigins: config.corsOrigins });
+  const handlers = createHandler({ services, logger, shutdownSignal: shutdown.signal, corsOrigins: config.corsOrigins });
   let listener: Awaited<ReturnType<typeof listen>> | undefined;
   let grpcListener: GrpcListener | undefined;
   try {
     await services.prepare();
-    listener = await listen(handler, config);
+    listener = await listen(handlers, config);
     if (config.grpcPort !== undefined) {
       const options = { host: config.host, port: config.grpcPort, tls: config.tls, logger, shutdownSignal: shutdown.signal };
       // Loaded only when asked for: most deployments never pay for grpc-js's start-up.
