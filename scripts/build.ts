@@ -27,8 +27,9 @@ export async function buildServer(outdir: string): Promise<void> {
   });
   // Names are not kept: esbuild's keepNames wraps every function the code creates in a call that sets
   // its name, which cost about 8 % of the server CPU of a unary Connect JSON call (median of 9
-  // alternating pairs of wrk runs). So a class whose name collides with another in the bundle is renamed. MikroORM tells extensions apart by class name and would then load a second
-  // copy of the migrator from node_modules; entities are safe, their names are given explicitly.
+  // alternating pairs of wrk runs). So a class whose name collides with another in the bundle is
+  // renamed. MikroORM tells extensions apart by class name, and would then load a second copy of the
+  // migrator from node_modules; entities are safe, as their names are given explicitly.
   const chunks = readdirSync(outdir).filter((f) => f.endsWith(".js"));
   if (!chunks.some((f) => /\b(var|let|const) Migrator = class\b|\bclass Migrator\b/.test(readFileSync(join(outdir, f), "utf8")))) {
     throw new Error("the bundle renamed MikroORM's Migrator class; see scripts/build.ts");

@@ -19,6 +19,7 @@ import {
   solveLowerTransposed,
   spdInverse,
   symmetrize,
+  toArray,
   transpose,
 } from "../../src/math/linalg.ts";
 
@@ -300,5 +301,16 @@ describe("output buffers", () => {
       expect(run(v)).toBe(v);
       expect(v).toEqual(expected);
     }
+  });
+});
+
+describe("toArray", () => {
+  it("copies every value, bit for bit, into a plain array", () => {
+    const values = Float64Array.from([0.1, -0, Number.MIN_VALUE, -1e308, Number.NaN, Number.POSITIVE_INFINITY]);
+    const copy = toArray(values);
+    expect(Array.isArray(copy)).toBe(true);
+    expect(copy).toEqual([...values]);
+    expect(Object.is(copy[1], -0)).toBe(true);
+    expect(toArray(new Float64Array(0))).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@
 // x_t = A x_{t−1} + w, w ~ N(0, q·I); y_t = x_t + v, v ~ N(0, r·I). infer is one Kalman step plus an
 // H-step prediction; learn is MAP-EM for A (RTS smoother E-step) under a Gaussian prior on A's rows.
 import type { Distribution } from "../../math/distribution.ts";
-import { choleskySolve, choleskyWithJitter, logDetFromCholesky, matMul, matVec, symmetrize } from "../../math/linalg.ts";
+import { choleskySolve, choleskyWithJitter, logDetFromCholesky, matMul, matVec, symmetrize, toArray, transpose } from "../../math/linalg.ts";
 import type { Tensor } from "../../math/tensor.ts";
 import type { Fields, ModelType } from "../types.ts";
 import { kalmanUpdate, propagate, type Sequence, smooth, Workspace } from "./kalman.ts";
@@ -125,12 +125,14 @@ export function emLearn(
 /** The H predictive state distributions N(A^t m, A^t P A^tᵀ + Σ_{s<t} A^s q A^sᵀ), t = 1..H. */
 export function predictStates(a: Float64Array, m: Float64Array, p: Float64Array, q: number, d: number, horizon: number): Distribution[] {
   const out: Distribution[] = [];
+  const aTransposed = transpose(a, d, d);
+  const scratch = new Float64Array(d * d);
   let mean = m;
   let cov = p;
   for (let t = 0; t < horizon; t++) {
     mean = matVec(a, mean, d, d);
-    cov = propagate(a, cov, q, d);
-    out.push({ kind: "mvNormal", mean: [...mean], covariance: [...cov] });
+    cov = propagate(a, cov, q, d, new Float64Array(d * d), aTransposed, scratch);
+    out.push({ kind: "mvNormal", mean: toArray(mean), covariance: toArray(cov) });
   }
   return out;
 }
@@ -313,8 +315,8 @@ export const linearStateSpace: ModelType<Arguments, Parameters, State> = {
     const factors = predictStates(a, updated.mean, updated.covariance, args.process_noise, d, args.horizon);
     return {
       predictions: { states: { kind: "product", factors } },
-      posteriors: { state: { kind: "mvNormal", mean: [...updated.mean], covariance: [...updated.covariance] } },
-      state: { mean: [...updated.mean], covariance: [...updated.covariance], steps: (reset !== undefined ? 0 : state.steps) + 1 },
+      posteriors: { state: { kind: "mvNormal", mean: toArray(updated.mean), covariance: toArray(updated.covariance) } },
+      state: { mean: toArray(updated.mean), covariance: toArray(updated.covariance), steps: (reset !== undefined ? 0 : state.steps) + 1 },
     };
   },
 
