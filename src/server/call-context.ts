@@ -170,7 +170,7 @@ export function httpSource(
   response: { readonly writableFinished: boolean; once(event: "close", listener: () => void): unknown; off(event: "close", listener: () => void): unknown },
   protocolName = "connect",
 ): CallSource {
-  const listeners = new Map<() => void, () => void>();
+  let listeners: Map<() => void, () => void> | undefined; // most calls never listen
   return {
     protocolName,
     deadlineMs: Infinity,
@@ -182,11 +182,11 @@ export function httpSource(
     onCancel(listener) {
       // A response closes when it is done, too; only a close before the answer is a cancel.
       const onClose = () => response.writableFinished || listener();
-      listeners.set(listener, onClose);
+      (listeners ??= new Map()).set(listener, onClose);
       response.once("close", onClose);
     },
     offCancel(listener) {
-      const onClose = listeners.get(listener);
+      const onClose = listeners?.get(listener);
       if (onClose) response.off("close", onClose);
     },
   };

@@ -6,9 +6,9 @@ import { isUnexpected, toConnectError } from "../api/errors.ts";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 
-/** The client's request id on a node:http or node:http2 request. */
-export const requestIdOf = (req: { headers: Record<string, string | string[] | undefined> }) => {
-  const id = req.headers[REQUEST_ID_HEADER];
+/** The client's request id among a node:http or node:http2 request's headers. */
+export const requestIdOf = (headers: Record<string, string | string[] | undefined>) => {
+  const id = headers[REQUEST_ID_HEADER];
   return Array.isArray(id) ? id.join(", ") : id;
 };
 

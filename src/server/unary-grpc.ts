@@ -36,7 +36,7 @@ export function unaryGrpc(services: ReadonlyArray<readonly [DescService, Service
       try {
         const input = serialization.getI(true).parse(await onlyMessage(stream, options.readMaxBytes));
         const source = httpSource(requestHeaders, stream, "grpc");
-        const outcome = await runUnary(impl, input, { service, method, source, ...options }, requestIdOf({ headers: requestHeaders }));
+        const outcome = await runUnary(impl, input, { service, method, source, ...options }, requestIdOf(requestHeaders));
         // As connect-node: the request id with the answer's headers, or with the error's trailers.
         if ("error" in outcome) {
           error = outcome.error;

@@ -30,7 +30,7 @@ export function unaryJson(services: ReadonlyArray<readonly [DescService, Service
         // refused without a request id or an access-log line.
         const input = serialization.getI(false).parse(await readAllBytes(req, options.readMaxBytes, req.headers["content-length"] ?? null));
         const source = httpSource(req.headers, res);
-        const outcome = await runUnary(impl, input, { service, method, source, ...options }, requestIdOf(req));
+        const outcome = await runUnary(impl, input, { service, method, source, ...options }, requestIdOf(req.headers));
         header.set(REQUEST_ID_HEADER, outcome.requestId);
         if ("error" in outcome) error = outcome.error;
         else body = serialization.getO(false).serialize(outcome.output);
