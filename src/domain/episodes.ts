@@ -6,8 +6,9 @@ import type { JsonObject } from "../models/types.ts";
 import { type Violation, validateData } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
 import { Episode, type Instance } from "../persistence/entities.ts";
-import { appendEvents, deleteEvents, type NewEvent, readEvents } from "../persistence/events.ts";
-import { DomainError, invalidData, invalidRequest } from "./errors.ts";
+import { appendToEpisodes, deleteEvents, type NewEvent, readEvents } from "../persistence/events.ts";
+import { DomainError, invalidData, invalidRequest, notFound } from "./errors.ts";
+import type { InstanceCache } from "./instance-cache.ts";
 import {
   DEFAULT_EPISODE,
   type EpisodeView,
@@ -30,9 +31,11 @@ const MAX_EVENTS_PER_CALL = 10_000;
 
 export class EpisodeService {
   readonly #orm: AppOrm;
+  readonly #instances: InstanceCache;
 
-  constructor(orm: AppOrm) {
+  constructor(orm: AppOrm, instances: InstanceCache) {
     this.#orm = orm;
+    this.#instances = instances;
   }
 
   async create(instanceId: string, name: string): Promise<EpisodeView> {
@@ -104,11 +107,10 @@ export class EpisodeService {
 
   /** Validates every event against the model's event schema, then appends all of them or none. */
   async attachEvents(instanceId: string, name: string, events: readonly EventInput[], now = new Date()) {
-    return this.#orm.em.fork().transactional(async (em) => {
-      const instance = await findInstance(em, instanceId);
-      const { episode, ...range } = await appendValidEvents(em, instance, name, events, now);
-      return { episode: episodeView(episode, instance.id), ...range };
-    });
+    const instance = await this.#instances.get(instanceId);
+    const rows = validEvents(instance, events, now);
+    const { episode, firstSeq } = await this.#orm.em.fork().transactional((em) => appendRows(em, instance.id, name, rows));
+    return { episode: episodeView(episode, instance.id), firstSeq, lastSeq: episode.eventCount };
   }
 
   async listEvents(instanceId: string, name: string, request: { pageSize: number; pageToken: string }) {
@@ -126,8 +128,8 @@ export class EpisodeService {
   }
 }
 
-/** Validates the events and appends them to the episode inside the caller's transaction. */
-export async function appendValidEvents(em: EntityManager, instance: Instance, name: string, events: readonly EventInput[], now = new Date()) {
+/** The events as rows to store, once every one fits the model's event schema; otherwise an error naming each offending field. */
+export function validEvents(instance: Pick<Instance, "model" | "arguments">, events: readonly EventInput[], now = new Date()): NewEvent[] {
   if (events.length === 0) throw invalidRequest("events", "must contain at least one event");
   if (events.length > MAX_EVENTS_PER_CALL) {
     throw invalidRequest("events", `must contain at most ${MAX_EVENTS_PER_CALL} events, got ${events.length}`);
@@ -141,9 +143,13 @@ export async function appendValidEvents(em: EntityManager, instance: Instance, n
       : []),
   ]);
   if (violations.length > 0) throw invalidData(violations);
-  const episode = await findEpisode(em, instance, name, true);
-  const rows: NewEvent[] = events.map((e) => ({ timestamp: e.timestamp ?? now, data: fieldsToJson(e.data), metadata: e.metadata ?? null }));
-  const range = await appendEvents(em, episode, rows);
-  await em.flush();
-  return { episode, ...range };
+  return events.map((e) => ({ timestamp: e.timestamp ?? now, data: fieldsToJson(e.data), metadata: e.metadata ?? null }));
+}
+
+/** Appends the rows to the instance's episode inside the caller's transaction. */
+export async function appendRows(em: EntityManager, instanceId: string, name: string, rows: readonly NewEvent[]) {
+  const episode = name || DEFAULT_EPISODE;
+  const [appended] = await appendToEpisodes(em, [{ instanceId, episode, events: rows }]);
+  if (!appended) throw notFound("EPISODE", "episode", episode);
+  return appended;
 }

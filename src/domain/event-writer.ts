@@ -61,9 +61,9 @@ export class EventWriter {
       else groups.set(key, [p]);
     }
     const appends = [...groups.values()];
-    let firstSeqs: Array<number | undefined>;
+    let appended: Awaited<ReturnType<typeof appendToEpisodes>>;
     try {
-      firstSeqs = await this.#orm.em.fork().transactional((tx) =>
+      appended = await this.#orm.em.fork().transactional((tx) =>
         appendToEpisodes(tx, appends.map((group) => ({ instanceId: group[0]!.instanceId, episode: group[0]!.episode, events: group.map((p) => p.event) }))),
       );
     } catch (error) {
@@ -71,7 +71,7 @@ export class EventWriter {
       return;
     }
     appends.forEach((group, k) => {
-      const firstSeq = firstSeqs[k];
+      const firstSeq = appended[k]?.firstSeq;
       // A missing episode fails only the calls that named it.
       if (firstSeq === undefined) group.forEach((p) => p.reject(notFound("EPISODE", "episode", p.episode)));
       else group.forEach((p, i) => p.resolve(firstSeq + i));

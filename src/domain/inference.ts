@@ -5,8 +5,9 @@ import { type Violation, validateData } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
 import { announceInstanceChange } from "../persistence/changes.ts";
 import { Instance } from "../persistence/entities.ts";
-import { appendEvents, type NewEvent } from "../persistence/events.ts";
+import type { NewEvent } from "../persistence/events.ts";
 import { DomainError, invalidData, invalidRequest, numerically } from "./errors.ts";
+import { appendRows } from "./episodes.ts";
 import { EventWriter } from "./event-writer.ts";
 import type { InstanceCache, InstanceSnapshot } from "./instance-cache.ts";
 import { InferenceStream, type StreamStart } from "./streams.ts";
@@ -120,8 +121,7 @@ export class InferenceService {
     const seq = await this.#orm.em.fork().transactional(async (tx) => {
       let first = 0;
       if (event) {
-        const episode = await findEpisode(tx, tx.getReference(Instance, instance.id), episodeName, true);
-        first = (await appendEvents(tx, episode, [event])).firstSeq;
+        first = (await appendRows(tx, instance.id, episodeName, [event])).firstSeq;
       }
       // State read from an older version of the row: another writer came first, and the client retries.
       const updated = await tx.nativeUpdate(

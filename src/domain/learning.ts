@@ -7,7 +7,7 @@ import { announceInstanceChange } from "../persistence/changes.ts";
 import { Episode, Run } from "../persistence/entities.ts";
 import { CALLBACK_QUEUE, LEARN_QUEUE } from "../persistence/jobs.ts";
 import { type CallbackOptions, checkCallbackUrl, deliverCallback } from "./callbacks.ts";
-import { appendValidEvents, type EventInput } from "./episodes.ts";
+import { appendRows, type EventInput, validEvents } from "./episodes.ts";
 import { DomainError, invalidRequest, notFound } from "./errors.ts";
 import type { InstanceCache } from "./instance-cache.ts";
 import { LearnerPool } from "./learner-pool.ts";
@@ -107,7 +107,7 @@ export class LearningService {
       const existing = new Set((await em.find(Episode, { instance, name: { $in: requested } })).map((e) => e.name));
       const missing = requested.find((n) => !existing.has(n));
       if (missing !== undefined) throw notFound("EPISODE", "episode", missing);
-      if (input.inlineEvents.length > 0) await appendValidEvents(em, instance, input.inlineEpisode, input.inlineEvents);
+      if (input.inlineEvents.length > 0) await appendRows(em, instance.id, input.inlineEpisode, validEvents(instance, input.inlineEvents));
       const run = em.create(Run, {
         id: randomUUID(),
         instance,

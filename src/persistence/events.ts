@@ -2,7 +2,7 @@
 import type { EntityManager } from "@mikro-orm/sql";
 import { CompiledQuery } from "kysely";
 import type { JsonObject } from "../models/types.ts";
-import { type Episode, Event } from "./entities.ts";
+import { Episode, Event } from "./entities.ts";
 
 export interface NewEvent {
   readonly timestamp: Date;
@@ -58,22 +58,14 @@ async function insertEvents(em: EntityManager, batches: ReadonlyArray<{ episodeI
 }
 
 function timeRange(events: readonly NewEvent[]): { earliest: Date; latest: Date } {
-  const times = events.map((e) => e.timestamp.getTime());
-  return { earliest: new Date(Math.min(...times)), latest: new Date(Math.max(...times)) };
-}
-
-/**
- * Appends events after the episode's last one. The caller holds the episode row locked in
- * `em`'s transaction, which serialises sequence allocation per episode.
- */
-export async function appendEvents(em: EntityManager, episode: Episode, events: readonly NewEvent[]) {
-  const firstSeq = episode.eventCount + 1;
-  await insertEvents(em, [{ episodeId: episode.id, firstSeq, events }]);
-  const { earliest, latest } = timeRange(events);
-  episode.eventCount += events.length;
-  if (!episode.firstEventAt || earliest < episode.firstEventAt) episode.firstEventAt = earliest;
-  if (!episode.lastEventAt || latest > episode.lastEventAt) episode.lastEventAt = latest;
-  return { firstSeq, lastSeq: episode.eventCount };
+  let earliest = Infinity;
+  let latest = -Infinity;
+  for (const e of events) {
+    const t = e.timestamp.getTime();
+    if (t < earliest) earliest = t;
+    if (t > latest) latest = t;
+  }
+  return { earliest: new Date(earliest), latest: new Date(latest) };
 }
 
 export interface EpisodeAppend {
@@ -82,22 +74,28 @@ export interface EpisodeAppend {
   readonly events: readonly NewEvent[];
 }
 
-// Reserves each episode's next sequence numbers (locking its row) and keeps its time range; one
-// statement for every episode of a group commit. The appends name distinct episodes.
+export interface Appended {
+  /** The episode as updated: its event count and time range include the new events. */
+  readonly episode: Episode;
+  readonly firstSeq: number;
+}
+
+// Reserves each episode's next sequence numbers (locking its row, which serialises appends to it)
+// and keeps its time range; one statement for all the episodes. The appends name distinct episodes.
 const RESERVE_SEQUENCES = `update episode e set event_count = e.event_count + a.n,
     first_event_at = least(e.first_event_at, a.earliest), last_event_at = greatest(e.last_event_at, a.latest), updated_at = $6
   from unnest($1::uuid[], $2::text[], $3::bigint[], $4::timestamptz[], $5::timestamptz[]) with ordinality as a(instance_id, name, n, earliest, latest, i)
   where e.instance_id = a.instance_id and e.name = a.name
-  returning a.i, e.id, e.event_count`;
+  returning a.i, e.*`;
 
 /**
- * Appends events to several episodes, named by instance and name, in `em`'s transaction, with two
- * statements in all. Returns each append's first sequence number, or undefined where the episode
- * does not exist.
+ * Appends events to episodes named by instance and name, in `em`'s transaction, with two statements
+ * in all, without reading the episodes first. Returns, for each append, the updated episode and the
+ * first new sequence number, or undefined where the episode does not exist.
  */
-export async function appendToEpisodes(em: EntityManager, appends: readonly EpisodeAppend[]): Promise<Array<number | undefined>> {
+export async function appendToEpisodes(em: EntityManager, appends: readonly EpisodeAppend[]): Promise<Array<Appended | undefined>> {
   const ranges = appends.map((a) => timeRange(a.events));
-  const reserved = await query<{ i: string | number; id: string; event_count: string | number }>(em, RESERVE_SEQUENCES, [
+  const reserved = await query<{ i: string | number } & Record<string, unknown>>(em, RESERVE_SEQUENCES, [
     appends.map((a) => a.instanceId),
     appends.map((a) => a.episode),
     appends.map((a) => a.events.length),
@@ -105,16 +103,17 @@ export async function appendToEpisodes(em: EntityManager, appends: readonly Epis
     ranges.map((r) => r.latest),
     new Date(),
   ]);
-  const firstSeqs: Array<number | undefined> = appends.map(() => undefined);
-  const batches = reserved.map((row) => {
-    const k = Number(row.i) - 1;
+  const appended: Array<Appended | undefined> = appends.map(() => undefined);
+  const batches = reserved.map(({ i, ...row }) => {
+    const k = Number(i) - 1;
+    const episode = em.map(Episode, row);
     const events = appends[k]!.events;
-    const firstSeq = Number(row.event_count) - events.length + 1;
-    firstSeqs[k] = firstSeq;
-    return { episodeId: row.id, firstSeq, events };
+    const firstSeq = episode.eventCount - events.length + 1;
+    appended[k] = { episode, firstSeq };
+    return { episodeId: episode.id, firstSeq, events };
   });
   await insertEvents(em, batches);
-  return firstSeqs;
+  return appended;
 }
 
 // The time as epoch milliseconds: drivers give timestamptz as text, which Date misreads before year 100.

@@ -40,7 +40,7 @@ export function createServices(db: Database, options: ServiceOptions, logger: Lo
   let stopListening = async () => {};
   return {
     instances: new InstanceService(orm, cache),
-    episodes: new EpisodeService(orm),
+    episodes: new EpisodeService(orm, cache),
     inference,
     learning,
     /** On PostgreSQL, listens for other replicas' changes: before any call fills the cache. */

@@ -225,13 +225,14 @@ describe("stream durability at shutdown", () => {
   it("drains what open streams hold before the database closes", async () => {
     const db = await openTestDatabase();
     try {
-      const inference = new InferenceService(db.orm, new InstanceCache(db.orm), { batchLimit: 100 });
+      const cache = new InstanceCache(db.orm);
+      const inference = new InferenceService(db.orm, cache, { batchLimit: 100 });
       const instance = await new InstanceService(db.orm).create({ model: "beta-bernoulli-v1", description: "", arguments: {} });
       const stream = await inference.openStream({ instanceId: instance.id, episode: "", storeEvent: true, arguments: {} });
       for (const y of [1, 0, 1]) await stream.tick({ observation: { y: scalar(y) }, goal: {} });
       await inference.drain();
       expect(stream.durable).toEqual({ tick: 3, eventSeq: 3 });
-      const events = await new EpisodeService(db.orm).listEvents(instance.id, "", { pageSize: 0, pageToken: "" });
+      const events = await new EpisodeService(db.orm, cache).listEvents(instance.id, "", { pageSize: 0, pageToken: "" });
       expect(events.events.map((e) => e.data.y?.values[0])).toEqual([1, 0, 1]);
     } finally {
       await db.close();
