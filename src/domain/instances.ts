@@ -102,13 +102,15 @@ export class InstanceService {
   }
 
   async delete(id: string): Promise<void> {
-    await this.#orm.em.fork().transactional(async (em) => {
+    const deleted = await this.#orm.em.fork().transactional(async (em) => {
       const instance = await findInstance(em, id);
       // Episodes, events and runs go with it through ON DELETE CASCADE.
       await em.nativeDelete(Instance, { id: instance.id });
       await announceInstanceChange(em, instance.id);
+      return instance.id;
     });
-    this.#cache?.invalidate(id);
+    // The cache holds the id as stored (lower case), which the caller's may not be.
+    this.#cache?.invalidate(deleted);
   }
 
   async getParameters(id: string, runId: string): Promise<ParametersView> {

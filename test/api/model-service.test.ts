@@ -114,9 +114,13 @@ describe("instances", () => {
   it("deletes an instance with everything it owns", async () => {
     const { instanceId } = await createBetaBernoulli();
     await app.models.attachEvents({ instanceId, events: [{ data: { y: tensor(1) } }] });
-    await app.models.deleteInstance({ instanceId });
+    await app.inference.infer({ instanceId, observation: { y: tensor(1) } });
+    // Named in upper case: the instance read by the calls above must not outlive it.
+    await app.models.deleteInstance({ instanceId: instanceId.toUpperCase() });
     await expectFailure(app.models.getInstance({ instanceId }), Code.NotFound, "INSTANCE_NOT_FOUND");
     await expectFailure(app.models.listEvents({ instanceId }), Code.NotFound, "INSTANCE_NOT_FOUND");
+    await expectFailure(app.models.attachEvents({ instanceId, events: [{ data: { y: tensor(1) } }] }), Code.NotFound, "INSTANCE_NOT_FOUND");
+    await expectFailure(app.inference.infer({ instanceId, observation: { y: tensor(1) } }), Code.NotFound, "INSTANCE_NOT_FOUND");
     await expectFailure(app.models.deleteInstance({ instanceId }), Code.NotFound, "INSTANCE_NOT_FOUND");
   });
 });
