@@ -109,8 +109,9 @@ export class EpisodeService {
   async attachEvents(instanceId: string, name: string, events: readonly EventInput[], now = new Date()) {
     const instance = await this.#instances.get(instanceId);
     const rows = validEvents(instance, events, now);
-    const { episode, firstSeq } = await this.#orm.em.fork().transactional((em) => appendRows(em, instance.id, name, rows));
-    return { episode: episodeView(episode, instance.id), firstSeq, lastSeq: episode.eventCount };
+    const appended = await this.#orm.em.fork().transactional((em) => appendRows(em, instance.id, name, rows));
+    const episode = appended.episode();
+    return { episode: episodeView(episode, instance.id), firstSeq: appended.firstSeq, lastSeq: episode.eventCount };
   }
 
   async listEvents(instanceId: string, name: string, request: { pageSize: number; pageToken: string }) {
