@@ -1,5 +1,5 @@
 import type { AppOrm } from "../persistence/database.ts";
-import { appendToEpisodes, type NewEvent } from "../persistence/events.ts";
+import { type Appended, appendToEpisodes, type NewEvent } from "../persistence/events.ts";
 import { notFound } from "./errors.ts";
 
 interface PendingEvent {
@@ -61,7 +61,7 @@ export class EventWriter {
       else groups.set(key, [p]);
     }
     const appends = [...groups.values()];
-    let appended: Awaited<ReturnType<typeof appendToEpisodes>>;
+    let appended: Array<Appended | undefined>;
     try {
       appended = await this.#orm.em.fork().transactional((tx) =>
         appendToEpisodes(tx, appends.map((group) => ({ instanceId: group[0]!.instanceId, episode: group[0]!.episode, events: group.map((p) => p.event) }))),

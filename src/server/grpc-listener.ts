@@ -84,18 +84,6 @@ function handlerFor(
   options: { logger: Logger; shutdownSignal: AbortSignal },
 ): grpc.UntypedHandleCall {
   const path = `/${service.typeName}/${method.name}`;
-  const begin = (call: Call) => {
-    const observed = beginCall(options.logger, `${service.typeName}/${method.name}`, requestIdOf(call));
-    const context = new CallContext(service, method, grpcSource(call), options.shutdownSignal, createContextValues().set(requestLogger, observed.log));
-    const metadata = new grpc.Metadata();
-    metadata.set(REQUEST_ID_HEADER, observed.id);
-    const fail = (error: unknown): grpc.ServiceError => {
-      observed.done(error);
-      return statusOf(error, metadata);
-    };
-    return { context, metadata, done: observed.done, fail };
-  };
-
   if (method.methodKind === "unary") {
     return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       void runUnary(impl, call.request, { service, method, source: grpcSource(call), ...options }, requestIdOf(call)).then((outcome) => {
@@ -108,7 +96,10 @@ function handlerFor(
   }
   if (method.methodKind === "client_streaming") throw new Error(`${path}: client streaming is not served on the gRPC port`);
   return (call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) => {
-    const { context, metadata, done, fail } = begin(call);
+    const observed = beginCall(options.logger, `${service.typeName}/${method.name}`, requestIdOf(call));
+    const context = new CallContext(service, method, grpcSource(call), options.shutdownSignal, createContextValues().set(requestLogger, observed.log));
+    const metadata = new grpc.Metadata();
+    metadata.set(REQUEST_ID_HEADER, observed.id);
     call.sendMetadata(metadata);
     const input = method.methodKind === "server_streaming" ? (call as grpc.ServerWritableStream<unknown, unknown>).request : (call as AsyncIterable<unknown>);
     void (async () => {
@@ -116,10 +107,11 @@ function handlerFor(
         for await (const message of impl(input, context) as AsyncIterable<unknown>) {
           if (!call.write(message)) await new Promise((resolve) => call.once("drain", resolve));
         }
-        done();
+        observed.done();
         call.end(metadata);
       } catch (error) {
-        call.emit("error", fail(error));
+        observed.done(error);
+        call.emit("error", statusOf(error, metadata));
       } finally {
         context.finish();
       }
