@@ -6,7 +6,7 @@ import type { JsonObject } from "../models/types.ts";
 import { type Violation, validateData } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
 import { Episode, type Instance } from "../persistence/entities.ts";
-import { appendToEpisodes, deleteEvents, type NewEvent, readEvents } from "../persistence/events.ts";
+import { appendToEpisodes, deleteEpisodes, deleteEvents, type NewEvent, readEvents } from "../persistence/events.ts";
 import { DomainError, invalidData, invalidRequest, notFound } from "./errors.ts";
 import type { InstanceCache } from "./instance-cache.ts";
 import {
@@ -87,10 +87,11 @@ export class EpisodeService {
         "the default episode cannot be deleted; wipe it instead",
       );
     }
-    const em = this.#orm.em.fork();
-    const instance = await findInstance(em, instanceId);
-    const episode = await findEpisode(em, instance, name);
-    await em.nativeDelete(Episode, { id: episode.id });
+    await this.#orm.em.fork().transactional(async (em) => {
+      const instance = await findInstance(em, instanceId);
+      const episode = await findEpisode(em, instance, name);
+      await deleteEpisodes(em, { episodeId: episode.id });
+    });
   }
 
   /** Removes all events; sequence numbers restart at 1. The parameters are not touched. */

@@ -6,6 +6,7 @@ import { resolveModelArguments } from "../models/validation.ts";
 import type { AppOrm } from "../persistence/database.ts";
 import { Episode, Instance } from "../persistence/entities.ts";
 import { announceInstanceChange } from "../persistence/changes.ts";
+import { deleteEpisodes } from "../persistence/events.ts";
 import { episodeCounts } from "../persistence/queries.ts";
 import { invalidData, invalidRequest } from "./errors.ts";
 import type { InstanceCache } from "./instance-cache.ts";
@@ -103,8 +104,10 @@ export class InstanceService {
 
   async delete(id: string): Promise<void> {
     const deleted = await this.#orm.em.fork().transactional(async (em) => {
-      const instance = await findInstance(em, id);
-      // Episodes, events and runs go with it through ON DELETE CASCADE.
+      // Locked, so that no episode is created for it meanwhile (creating one takes a key-share lock).
+      const instance = await findInstance(em, id, true);
+      await deleteEpisodes(em, { instanceId: instance.id });
+      // Runs go with it through ON DELETE CASCADE.
       await em.nativeDelete(Instance, { id: instance.id });
       await announceInstanceChange(em, instance.id);
       return instance.id;

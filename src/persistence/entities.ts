@@ -56,11 +56,14 @@ export class Episode extends EpisodeSchema.class {}
 EpisodeSchema.setClass(Episode);
 
 // (episode, seq) is the only index of this append-heavy table: it orders and uniquely identifies events.
+// No foreign key to the episode: checking it for every row took about 40 % of a 1 000-event insert
+// (4 ms of 9.5 in PGlite). Appends take the episode's row lock before inserting, and deleting an
+// episode deletes its events after that lock (persistence/events.ts `deleteEpisodes`).
 const EventSchema = defineEntity({
   name: "Event",
   tableName: "event",
   properties: {
-    episode: () => p.manyToOne(Episode).primary().deleteRule("cascade"),
+    episode: () => p.manyToOne(Episode).primary().createForeignKeyConstraint(false),
     seq: p.bigint("number").primary(),
     timestamp: p.datetime(),
     data: p.json<JsonObject>(),

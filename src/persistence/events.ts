@@ -157,3 +157,18 @@ export async function* readEventData(em: EntityManager, episodeId: string, fromS
 export async function deleteEvents(em: EntityManager, episodeId: string): Promise<void> {
   await em.nativeDelete(Event, { episode: episodeId });
 }
+
+/**
+ * Deletes the episodes, one or all of an instance's, and their events, in `em`'s transaction.
+ * Events have no foreign key (see entities.ts), so their deletion is a second statement: it runs
+ * once the episodes' row locks are taken, and so sees the events of every append that held one.
+ * Appends that come later find no episode.
+ */
+export async function deleteEpisodes(em: EntityManager, which: { episodeId: string } | { instanceId: string }): Promise<void> {
+  const deleted = await query<{ id: string }>(
+    em,
+    "episodeId" in which ? "delete from episode where id = $1 returning id" : "delete from episode where instance_id = $1 returning id",
+    ["episodeId" in which ? which.episodeId : which.instanceId],
+  );
+  if (deleted.length > 0) await query(em, "delete from event where episode_id = any($1::uuid[])", [deleted.map((e) => e.id)]);
+}

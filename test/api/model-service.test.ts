@@ -123,6 +123,29 @@ describe("instances", () => {
     await expectFailure(app.inference.infer({ instanceId, observation: { y: tensor(1) } }), Code.NotFound, "INSTANCE_NOT_FOUND");
     await expectFailure(app.models.deleteInstance({ instanceId }), Code.NotFound, "INSTANCE_NOT_FOUND");
   });
+
+  // Events have no foreign key to their episode (it cost 40 % of an insert), so deletions remove them explicitly.
+  it("leaves no event behind when an episode or an instance is deleted", async () => {
+    const storedEvents = async (instanceId: string) =>
+      (await app.db.orm.em.getConnection().execute(
+        "select count(*)::int as n from event where episode_id not in (select id from episode) or episode_id in (select id from episode where instance_id = ?)",
+        [instanceId],
+      )) as Array<{ n: number }>;
+    const kept = await createBetaBernoulli();
+    await app.models.attachEvents({ instanceId: kept.instanceId, events: [{ data: { y: tensor(1) } }] });
+    const { instanceId } = await createBetaBernoulli();
+    await app.models.createEpisode({ instanceId, name: "trial" });
+    const events = Array.from({ length: 3 }, () => ({ data: { y: tensor(0) } }));
+    await app.models.attachEvents({ instanceId, episode: "trial", events });
+    await app.models.attachEvents({ instanceId, events });
+    expect(await storedEvents(instanceId)).toEqual([{ n: 6 }]);
+    await app.models.deleteEpisode({ instanceId, name: "trial" });
+    expect(await storedEvents(instanceId)).toEqual([{ n: 3 }]);
+    await app.models.deleteInstance({ instanceId });
+    expect(await storedEvents(instanceId)).toEqual([{ n: 0 }]);
+    expect((await app.models.getEpisode({ instanceId: kept.instanceId })).episode?.eventCount).toBe(1n);
+    expect((await app.models.listEvents({ instanceId: kept.instanceId })).events).toHaveLength(1);
+  });
 });
 
 describe("episodes and events", () => {

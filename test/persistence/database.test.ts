@@ -33,7 +33,7 @@ describe.skipIf(usingPostgres)("the embedded database", () => {
 });
 
 describe("migrations at start", () => {
-  const LAST = "Migration20261123212803_runs";
+  const LAST = "Migration20261124142408_event_without_foreign_key";
   const sql = async (d: Database, query: string) => (await d.orm.em.getConnection().execute(query)) as Array<Record<string, unknown>>;
 
   it("applies the migrations a database lacks, and only those", async () => {
@@ -41,17 +41,18 @@ describe("migrations at start", () => {
     db = await openDatabase(config);
     // The database as it was before the last migration.
     await sql(db, `delete from mikro_orm_migrations where name = '${LAST}'`);
-    await sql(db, `drop index run_status_index`);
-    await sql(db, `alter table run drop column requested_episodes, drop column restore_point, drop column cursors_before, drop column cursors_after,
-      drop column progress, drop column cancel_requested, drop column worker, drop column callback`);
+    await sql(db, `alter table event add constraint event_episode_id_foreign foreign key (episode_id) references episode (id) on delete cascade`);
     const reopen = usingPostgres
       ? config
       : { dataDir: MEMORY, loadDataDir: await (await (db.orm.em.getConnection() as unknown as PgliteConnection).getNativeClient()).dumpDataDir("none") };
     await db.close();
     db = await openDatabase(reopen);
-    expect((await sql(db, "select name from mikro_orm_migrations order by id")).map((r) => r.name)).toEqual(["Migration20261123183856_initial", LAST]);
-    expect(await sql(db, "select indexname from pg_indexes where indexname = 'run_status_index'")).toHaveLength(1);
-    expect(await sql(db, "select count(*)::int as n from run where not cancel_requested")).toEqual([{ n: 0 }]);
+    expect((await sql(db, "select name from mikro_orm_migrations order by id")).map((r) => r.name)).toEqual([
+      "Migration20261123183856_initial",
+      "Migration20261123212803_runs",
+      LAST,
+    ]);
+    expect(await sql(db, "select conname from pg_constraint where conname = 'event_episode_id_foreign'")).toEqual([]);
   });
 });
 
