@@ -572,7 +572,12 @@ async function main(seconds: number, only: "durable" | keyof typeof ONLY | undef
     }
     if (!durableWanted) return;
     console.log(`\nDurable Infer (store on) offered at a fixed ${format(DURABLE_RATE)} calls/s by h2load (8 connections × ${DURABLE_RATE / 8}/s, up to 16 in flight each); target: the rate sustained with p99 ≤ 10 ms\n`);
-    const durable: Array<Array<string | number>> = [];
+    // The floor at the same offered rate shows what this machine and h2load allow before anything is stored.
+    process.stderr.write(`durable Infer at ${DURABLE_RATE}/s: grpc-js floor\n`);
+    const floor = await h2loadInfer(floors["floor-grpc"], "floor", "", false, temp, seconds, warmup, DURABLE_RATE);
+    const durable: Array<Array<string | number>> = [
+      ["grpc-js floor (stores nothing)", floor.callsPerSecond, floor.p50, floor.p99, floor.cpuMsPerCall, floor.errors, "(baseline)"],
+    ];
     for (const [name, target] of [["Posterior, gRPC-only port", posterior.grpcOnly], ["Posterior", posterior.main]] as const) {
       process.stderr.write(`durable Infer at ${DURABLE_RATE}/s: ${name}\n`);
       const m = await h2loadInfer(target, "posterior", await createInstance(posterior.main.port), true, temp, seconds, warmup, DURABLE_RATE);

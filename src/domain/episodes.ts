@@ -110,7 +110,8 @@ export class EpisodeService {
   async attachEvents(instanceId: string, name: string, events: readonly EventInput[], now = new Date()) {
     const instance = await this.#instances.get(instanceId);
     const rows = validEvents(instance, events, now);
-    const appended = await this.#orm.em.fork().transactional((em) => appendRows(em, instance.id, name, rows));
+    // One statement, atomic by itself: no transaction needed.
+    const appended = await appendRows(this.#orm.em.fork(), instance.id, name, rows);
     const episode = appended.episode();
     return { episode: episodeView(episode, instance.id), firstSeq: appended.firstSeq, lastSeq: episode.eventCount };
   }

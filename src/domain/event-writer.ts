@@ -63,8 +63,9 @@ export class EventWriter {
     const appends = [...groups.values()];
     let appended: Array<Appended | undefined>;
     try {
-      appended = await this.#orm.em.fork().transactional((tx) =>
-        appendToEpisodes(tx, appends.map((group) => ({ instanceId: group[0]!.instanceId, episode: group[0]!.episode, events: group.map((p) => p.event) }))),
+      appended = await appendToEpisodes(
+        this.#orm.em.fork(),
+        appends.map((group) => ({ instanceId: group[0]!.instanceId, episode: group[0]!.episode, events: group.map((p) => p.event) })),
       );
     } catch (error) {
       for (const p of batch) p.reject(error);

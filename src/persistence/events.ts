@@ -25,38 +25,6 @@ async function query<R>(em: EntityManager, sql: string, parameters: unknown[]): 
   return (await em.getKysely().executeQuery<R>(CompiledQuery.raw(sql, parameters))).rows;
 }
 
-// Arrays as parameters: the ORM's insertMany inlines every value into one long VALUES list, which
-// costs several times more to build and for the database to parse. Parsing the parameters is most
-// of the insert's cost, so they take the cheapest forms: the episode of each event as an index into
-// a short list of ids, times as integer epoch milliseconds (whole seconds and milliseconds are
-// converted exactly, where a fraction of a second in floating point is not), and the data as one JSON
-// array text.
-const INSERT_EVENTS = `insert into event (episode_id, seq, timestamp, data, metadata)
-  select ($1::uuid[])[k], seq, to_timestamp(ms / 1000) + (ms % 1000) * interval '1 millisecond', data, metadata
-  from rows from (unnest($2::int[]), unnest($3::bigint[]), unnest($4::bigint[]), jsonb_array_elements($5::jsonb), unnest($6::jsonb[]))
-    as e(k, seq, ms, data, metadata)`;
-
-/** Inserts each batch's events as its episode's sequence numbers firstSeq, firstSeq + 1, …; one statement. */
-async function insertEvents(em: EntityManager, batches: ReadonlyArray<{ episodeId: string; firstSeq: number; events: readonly NewEvent[] }>) {
-  const episodeIds: string[] = [];
-  const episodeIndexes: number[] = [];
-  const seqs: number[] = [];
-  const times: number[] = [];
-  const data: string[] = [];
-  const metadata: Array<string | null> = [];
-  for (const { episodeId, firstSeq, events } of batches) {
-    episodeIds.push(episodeId);
-    events.forEach((e, j) => {
-      episodeIndexes.push(episodeIds.length); // PostgreSQL arrays count from 1
-      seqs.push(firstSeq + j);
-      times.push(e.timestamp.getTime());
-      data.push(JSON.stringify(e.data));
-      metadata.push(e.metadata === null ? null : JSON.stringify(e.metadata));
-    });
-  }
-  if (seqs.length > 0) await query(em, INSERT_EVENTS, [episodeIds, episodeIndexes, seqs, times, `[${data.join(",")}]`, metadata]);
-}
-
 function timeRange(events: readonly NewEvent[]): { earliest: Date; latest: Date } {
   let earliest = Infinity;
   let latest = -Infinity;
@@ -83,38 +51,69 @@ export interface Appended {
   episode(): Episode;
 }
 
-// Reserves each episode's next sequence numbers (locking its row, which serialises appends to it)
-// and keeps its time range; one statement for all the episodes. The appends name distinct episodes.
-const RESERVE_SEQUENCES = `update episode e set event_count = e.event_count + a.n,
-    first_event_at = least(e.first_event_at, a.earliest), last_event_at = greatest(e.last_event_at, a.latest), updated_at = $6
-  from unnest($1::uuid[], $2::text[], $3::bigint[], $4::timestamptz[], $5::timestamptz[]) with ordinality as a(instance_id, name, n, earliest, latest, i)
-  where e.instance_id = a.instance_id and e.name = a.name
-  returning a.i, e.*`;
+// One statement, so that an append outside a transaction is one round trip and commits by itself
+// (four with BEGIN, the reservation, the insert and COMMIT; on PostgreSQL each waited for a busy
+// database process). `reserved` takes each episode's next sequence numbers, locking its row, which
+// serialises appends to it, and keeps its time range; the insert numbers the events from what it
+// returns; episodes that do not exist return nothing and get no events.
+// The events go as arrays, not as the ORM's VALUES list, which costs several times more to build
+// and for the database to parse. Parsing them is most of the insert's cost, so they take the
+// cheapest forms: the append of each event as an index, times as integer epoch milliseconds (whole
+// seconds and milliseconds are converted exactly, where a fraction of a second in floating point is
+// not), and the data as one JSON array text.
+const APPEND = `with reserved as (
+    update episode e set event_count = e.event_count + a.n,
+      first_event_at = least(e.first_event_at, a.earliest), last_event_at = greatest(e.last_event_at, a.latest), updated_at = $6
+    from unnest($1::uuid[], $2::text[], $3::bigint[], $4::timestamptz[], $5::timestamptz[]) with ordinality as a(instance_id, name, n, earliest, latest, i)
+    where e.instance_id = a.instance_id and e.name = a.name
+    returning a.i, a.n as added, e.*
+  ), inserted as (
+    insert into event (episode_id, seq, timestamp, data, metadata)
+    select r.id, r.event_count - r.added + 1 + x.j, to_timestamp(x.ms / 1000) + (x.ms % 1000) * interval '1 millisecond', x.data, x.metadata
+    from rows from (unnest($7::int[]), unnest($8::int[]), unnest($9::bigint[]), jsonb_array_elements($10::jsonb), unnest($11::jsonb[]))
+      as x(k, j, ms, data, metadata)
+    join reserved r on r.i = x.k
+  )
+  select * from reserved`;
 
 /**
- * Appends events to episodes named by instance and name, in `em`'s transaction, with two statements
- * in all, without reading the episodes first. Returns, for each append, the updated episode and the
- * first new sequence number, or undefined where the episode does not exist.
+ * Appends events to episodes named by instance and name, with one statement, in `em`'s transaction
+ * if it has one. Returns, for each append, the first new sequence number and the updated episode,
+ * or undefined where the episode does not exist. The appends name distinct episodes.
  */
 export async function appendToEpisodes(em: EntityManager, appends: readonly EpisodeAppend[]): Promise<Array<Appended | undefined>> {
   const ranges = appends.map((a) => timeRange(a.events));
-  const reserved = await query<{ i: string | number } & Record<string, unknown>>(em, RESERVE_SEQUENCES, [
+  const appendIndexes: number[] = [];
+  const offsets: number[] = [];
+  const times: number[] = [];
+  const data: string[] = [];
+  const metadata: Array<string | null> = [];
+  appends.forEach(({ events }, k) => {
+    events.forEach((e, j) => {
+      appendIndexes.push(k + 1); // as WITH ORDINALITY counts
+      offsets.push(j);
+      times.push(e.timestamp.getTime());
+      data.push(JSON.stringify(e.data));
+      metadata.push(e.metadata === null ? null : JSON.stringify(e.metadata));
+    });
+  });
+  const reserved = await query<{ i: string | number; added: string | number } & Record<string, unknown>>(em, APPEND, [
     appends.map((a) => a.instanceId),
     appends.map((a) => a.episode),
     appends.map((a) => a.events.length),
     ranges.map((r) => r.earliest),
     ranges.map((r) => r.latest),
     new Date(),
+    appendIndexes,
+    offsets,
+    times,
+    `[${data.join(",")}]`,
+    metadata,
   ]);
   const appended: Array<Appended | undefined> = appends.map(() => undefined);
-  const batches = reserved.map(({ i, ...row }) => {
-    const k = Number(i) - 1;
-    const events = appends[k]!.events;
-    const firstSeq = Number(row.event_count) - events.length + 1;
-    appended[k] = { firstSeq, episode: () => em.map(Episode, row) };
-    return { episodeId: row.id as string, firstSeq, events };
-  });
-  await insertEvents(em, batches);
+  for (const { i, added, ...row } of reserved) {
+    appended[Number(i) - 1] = { firstSeq: Number(row.event_count) - Number(added) + 1, episode: () => em.map(Episode, row) };
+  }
   return appended;
 }
 

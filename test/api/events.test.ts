@@ -117,6 +117,21 @@ describe("AttachEvents → ListEvents", () => {
     });
   });
 
+  // Each append is one statement outside any transaction; on PostgreSQL these calls really race.
+  it("numbers concurrent appends to one episode without gaps, repeats or interleaving", async () => {
+    const id = await create("beta-bernoulli-v1");
+    const batches = Array.from({ length: 8 }, (_, b) => Array.from({ length: 50 }, (_, i) => ({ data: { y: tensor((b + i) % 2) }, metadata: { b, i } })));
+    const answers = await Promise.all(batches.map((events) => app.models.attachEvents({ instanceId: id, events })));
+    const listed = await listAll(id);
+    expect(listed.map((e) => e.seq)).toEqual(Array.from({ length: 400 }, (_, k) => BigInt(k + 1)));
+    answers.forEach((answer, b) => {
+      expect(answer.lastSeq - answer.firstSeq).toBe(49n);
+      const stored = listed.slice(Number(answer.firstSeq) - 1, Number(answer.lastSeq));
+      expect(stored.map((e) => e.metadata)).toEqual(batches[b]!.map((e) => e.metadata));
+    });
+    expect((await app.models.getEpisode({ instanceId: id, name: "default" })).episode?.eventCount).toBe(400n);
+  });
+
   it("refuses metadata that jsonb cannot hold (U+0000), naming the field, and stores nothing of the batch", async () => {
     const id = await create("beta-bernoulli-v1");
     await attach(id, [{ data: { y: tensor(1) } }]);
