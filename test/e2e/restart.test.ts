@@ -49,6 +49,30 @@ describe("persistence across a restart", () => {
     }
   });
 
+  // The standard: nothing acknowledged is ever lost, even when the process gets no chance to stop.
+  it("keeps every acknowledged event when the process is killed", { timeout: 120_000 }, async () => {
+    const first = await startProcess(env);
+    const c = processClients(first);
+    const { instance } = await c.models.createInstance({ model: "beta-bernoulli-v1" });
+    const instanceId = instance!.instanceId;
+    const attached = await c.models.attachEvents({ instanceId, events: Array.from({ length: 100 }, (_, i) => ({ data: { y: tensor(i % 2) } })) });
+    // Stored observations are group-committed: each answer means its event is committed.
+    const inferred = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => c.inference.infer({ instanceId, observation: { y: tensor(i % 3 === 0 ? 1 : 0) } })),
+    );
+    expect(await stopProcess(first, "SIGKILL")).toBeNull();
+
+    const second = await startProcess(env);
+    try {
+      const { events } = await processClients(second).models.listEvents({ instanceId, pageSize: 1000 });
+      expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 150 }, (_, k) => BigInt(k + 1)));
+      expect(attached.lastSeq).toBe(100n);
+      inferred.forEach((answer, i) => expect(events[Number(answer.eventSeq) - 1]?.data.y?.values).toEqual([i % 3 === 0 ? 1 : 0]));
+    } finally {
+      expect(await stopProcess(second)).toBe(0);
+    }
+  });
+
   it.skipIf(usingPostgres)("refuses a second process on the same embedded data directory", { timeout: 120_000 }, async () => {
     const owner = await startProcess(env);
     try {
