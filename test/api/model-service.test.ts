@@ -1,5 +1,5 @@
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ArgumentType } from "../../gen/posterior/v1/model_service_pb.ts";
 import { expectFailure } from "../support/assertions.ts";
@@ -145,6 +145,30 @@ describe("instances", () => {
     expect(await storedEvents(instanceId)).toEqual([{ n: 0 }]);
     expect((await app.models.getEpisode({ instanceId: kept.instanceId })).episode?.eventCount).toBe(1n);
     expect((await app.models.listEvents({ instanceId: kept.instanceId })).events).toHaveLength(1);
+  });
+
+  it("leaves no event behind when appends race the deletion of their instance", async () => {
+    const { instanceId } = await createBetaBernoulli();
+    const events = Array.from({ length: 200 }, (_, i) => ({ data: { y: tensor(i % 2) } }));
+    // Callers that keep appending until the instance is gone; the deletion comes while they run.
+    const appendUntilGone = async () => {
+      for (;;) {
+        try {
+          await app.models.attachEvents({ instanceId, events });
+        } catch (error) {
+          expect(ConnectError.from(error).code).toBe(Code.NotFound);
+          return;
+        }
+      }
+    };
+    const callers = Array.from({ length: 4 }, appendUntilGone);
+    await app.models.attachEvents({ instanceId, events });
+    await app.models.deleteInstance({ instanceId });
+    await Promise.all(callers);
+    const orphans = (await app.db.orm.em
+      .getConnection()
+      .execute("select count(*)::int as n from event where episode_id not in (select id from episode)")) as Array<{ n: number }>;
+    expect(orphans).toEqual([{ n: 0 }]);
   });
 });
 
