@@ -99,7 +99,7 @@ export class EpisodeService {
     return this.#orm.em.fork().transactional(async (em) => {
       const instance = await findInstance(em, instanceId);
       const episode = await findEpisode(em, instance, name, true);
-      await deleteEvents(em, episode.id);
+      await deleteEvents(em, [episode.id]);
       Object.assign(episode, { eventCount: 0, learnedCount: 0, firstEventAt: null, lastEventAt: null });
       await em.flush();
       return episodeView(episode, instance.id);

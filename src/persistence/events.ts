@@ -153,8 +153,9 @@ export async function* readEventData(em: EntityManager, episodeId: string, fromS
   }
 }
 
-export async function deleteEvents(em: EntityManager, episodeId: string): Promise<void> {
-  await em.nativeDelete(Event, { episode: episodeId });
+/** Deletes every event of the episodes. */
+export async function deleteEvents(em: EntityManager, episodeIds: readonly string[]): Promise<void> {
+  if (episodeIds.length > 0) await em.nativeDelete(Event, { episode: { $in: [...episodeIds] } });
 }
 
 /**
@@ -164,10 +165,7 @@ export async function deleteEvents(em: EntityManager, episodeId: string): Promis
  * Appends that come later find no episode.
  */
 export async function deleteEpisodes(em: EntityManager, which: { episodeId: string } | { instanceId: string }): Promise<void> {
-  const deleted = await query<{ id: string }>(
-    em,
-    "episodeId" in which ? "delete from episode where id = $1 returning id" : "delete from episode where instance_id = $1 returning id",
-    ["episodeId" in which ? which.episodeId : which.instanceId],
-  );
-  if (deleted.length > 0) await query(em, "delete from event where episode_id = any($1::uuid[])", [deleted.map((e) => e.id)]);
+  const [column, id] = "episodeId" in which ? ["id", which.episodeId] : ["instance_id", which.instanceId];
+  const deleted = await query<{ id: string }>(em, `delete from episode where ${column} = $1 returning id`, [id]);
+  await deleteEvents(em, deleted.map((e) => e.id));
 }
