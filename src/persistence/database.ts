@@ -24,11 +24,19 @@ export interface DatabaseConfig {
 
 export { MEMORY };
 
+/**
+ * MikroORM looks for an extension whose class is named `Migrator` and, finding none, imports
+ * @mikro-orm/migrations itself. In the bundle (scripts/build.ts) the class is named `_Migrator`
+ * (it refers to itself), and that import loaded a second MikroORM from node_modules, some 430
+ * modules, at every start of `npm start`. Named here, the bundled migrator is the only one.
+ */
+const migrator = { name: "Migrator", register: (orm: Parameters<typeof Migrator.register>[0]) => Migrator.register(orm) };
+
 /** Without `pglite`, an embedded database is opened by MikroORM itself (the migration tooling). */
 export function ormOptions(config: DatabaseConfig, logger?: Logger, pglite?: Promise<PGlite>): Options {
   const common = {
     entities,
-    extensions: [Migrator],
+    extensions: [migrator],
     migrations: { migrationsList: migrations, snapshot: false, path: "src/persistence/migrations", emit: "ts" as const },
     schemaGenerator: { ignoreSchema: ["pgboss"] },
     debug: logger?.isLevelEnabled("trace") ?? false,
