@@ -30,7 +30,7 @@ export async function buildServer(outdir: string): Promise<void> {
   // alternating pairs of wrk runs). So a class whose name collides with another in the bundle, or
   // that refers to itself, is renamed: entities have their names given explicitly, MikroORM's
   // migrator is registered by name (src/persistence/database.ts), and test/e2e/bundle.test.ts checks
-  // that the bundle loads nothing from node_modules but PGlite.
+  // that nothing bundled is loaded again from node_modules.
 }
 
 if (import.meta.main) await buildServer(join(import.meta.dirname, "../dist"));

@@ -1,7 +1,7 @@
 // The bundled server that `npm start` runs (scripts/build.ts), built from the current sources and
 // driven over both of its ports: chunks, the learner thread, the lazily loaded job queue, gRPC
-// listener and special functions must all be found from dist/ as they are from src/, and nothing
-// but PGlite from node_modules.
+// listener and special functions must all be found from dist/ as they are from src/, and no bundled
+// library loaded a second time from node_modules.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -24,7 +24,7 @@ beforeAll(async () => {
   mkdirSync(cache, { recursive: true });
   outdir = mkdtempSync(join(cache, "posterior-bundle-"));
   dataDir = mkdtempSync(join(cache, "posterior-bundle-data-"));
-  loadedModules = join(outdir, "node-modules-loaded.txt");
+  loadedModules = join(outdir, "resolved-modules.txt");
   await buildServer(outdir);
   const database = await freshDatabaseConfig();
   onPostgres = Boolean(database.url);
