@@ -85,10 +85,23 @@ async function call(base: string, path: string, body: string, headers: Record<st
   return { status: res.status, contentType: header("content-type"), contentEncoding: header("content-encoding"), requestId: header("x-request-id"), body: parsed };
 }
 
+/** A body sent in parts, with no declared length (chunked transfer encoding). */
+async function callChunked(base: string, path: string, parts: string[], headers: Record<string, string>): Promise<Answer> {
+  const req = http.request(`${base}/posterior.v1.${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers } });
+  for (const part of parts) req.write(part);
+  req.end();
+  const [res] = (await once(req, "response")) as [http.IncomingMessage];
+  let text = "";
+  for await (const chunk of res) text += chunk;
+  const header = (name: string) => (res.headers[name] as string | undefined) ?? null;
+  return { status: res.statusCode!, contentType: header("content-type"), contentEncoding: header("content-encoding"), requestId: header("x-request-id"), body: JSON.parse(text) };
+}
+
 /** The same request to both servers: the short path must take it and answer as connect-node does. */
-async function both(path: string, body: string, extra: Record<string, string> = {}): Promise<Answer> {
+async function both(path: string, body: string | string[], extra: Record<string, string> = {}): Promise<Answer> {
   const headers = { "x-request-id": "same-for-both", ...extra };
-  const [a, b] = await Promise.all([call(short, path, body, headers), call(connect, path, body, headers)]);
+  const send = (base: string) => (typeof body === "string" ? call(base, path, body, headers) : callChunked(base, path, body, headers));
+  const [a, b] = await Promise.all([send(short), send(connect)]);
   expect(a.status).not.toBe(501);
   expect(a).toEqual(b);
   return a;
@@ -127,6 +140,14 @@ describe("the unary JSON path", () => {
     expect((await both("ModelService/CreateInstance", JSON.stringify({ model: 7 }))).status).toBe(400);
     const large = await both("ModelService/CreateInstance", JSON.stringify({ model: "beta-bernoulli-v1", description: "x".repeat(5000) }));
     expect(large).toMatchObject({ status: 429, body: { code: "resource_exhausted" } });
+  });
+
+  it("reads a body sent in parts without a declared length as connect-node does", async () => {
+    const infer = JSON.stringify({ instanceId, observation: { y: { values: [1] } }, storeEvent: false });
+    const parts = [infer.slice(0, 20), infer.slice(20)];
+    expect(await both("InferenceService/Infer", parts)).toMatchObject({ status: 200, body: { posteriors: { p: { beta: { alpha: 3, beta: 1 } } } } });
+    const large = JSON.stringify({ model: "beta-bernoulli-v1", description: "x".repeat(5000) });
+    expect(await both("ModelService/CreateInstance", [large.slice(0, 3000), large.slice(3000)])).toMatchObject({ status: 429, body: { code: "resource_exhausted" } });
   });
 
   it("leaves everything else to connect-node", async () => {
