@@ -176,7 +176,7 @@ interface GrpcAnswer {
 }
 
 /** One raw gRPC call over h2c: every header, trailer and message frame as sent. */
-async function grpcCall(base: string, path: string, body: Uint8Array, extra: Record<string, string> = {}): Promise<GrpcAnswer> {
+async function grpcCall(base: string, path: string, body: Uint8Array | Uint8Array[], extra: Record<string, string> = {}): Promise<GrpcAnswer> {
   const session = http2.connect(base);
   try {
     const stream = session.request({
@@ -193,7 +193,8 @@ async function grpcCall(base: string, path: string, body: Uint8Array, extra: Rec
     stream.on("trailers", (t) => (trailers = t));
     const response = once(stream, "response") as Promise<[http2.IncomingHttpHeaders]>;
     const ended = once(stream, "close");
-    stream.end(body);
+    for (const part of [body].flat()) stream.write(part);
+    stream.end();
     const [headers] = await response;
     await ended;
     const data = Buffer.concat(chunks);
@@ -222,7 +223,7 @@ const frame = (message: Uint8Array, flags = 0) => {
 };
 
 /** The same gRPC request to both servers: the short path must take it and answer as connect-node does. */
-async function bothGrpc(path: string, body: Uint8Array, extra?: Record<string, string>): Promise<GrpcAnswer> {
+async function bothGrpc(path: string, body: Uint8Array | Uint8Array[], extra?: Record<string, string>): Promise<GrpcAnswer> {
   const [a, b] = await Promise.all([grpcCall(shortH2, path, body, extra), grpcCall(connectH2, path, body, extra)]);
   expect(a.status).toBe(200);
   expect({ ...a, headers: withoutAcceptEncoding(a.headers) }).toEqual({ ...b, headers: withoutAcceptEncoding(b.headers) });
@@ -263,6 +264,19 @@ describe("the unary gRPC path", () => {
     expect((await bothGrpc("InferenceService/Infer", Buffer.concat([frame(infer(1)), frame(infer(0))]))).trailers["grpc-status"]).toBe("12");
     expect((await bothGrpc("InferenceService/Infer", frame(infer(1), 1))).trailers["grpc-status"]).not.toBe("0");
     expect((await bothGrpc("InferenceService/Infer", frame(new Uint8Array(5000)))).trailers["grpc-status"]).toBe("8");
+    // A message within the limit followed by more bytes than one message can hold: a second
+    // message, valid or not.
+    const long = toBinary(InferRequestSchema, create(InferRequestSchema, { instanceId: "x".repeat(4000) }));
+    expect((await bothGrpc("InferenceService/Infer", [frame(infer(1)), frame(long)])).trailers["grpc-status"]).toBe("12");
+    expect((await bothGrpc("InferenceService/Infer", [frame(infer(1)), frame(new Uint8Array(4000))])).trailers["grpc-status"]).not.toBe("0");
+  });
+
+  it("reads a request that arrives in parts, its envelope header split too", async () => {
+    const framed = frame(infer(1));
+    const parts = [framed.subarray(0, 2), framed.subarray(2, 7), framed.subarray(7)];
+    expect((await bothGrpc("InferenceService/Infer", parts)).trailers).toMatchObject({ "grpc-status": "0" });
+    const large = frame(new Uint8Array(5000));
+    expect((await bothGrpc("InferenceService/Infer", [large.subarray(0, 3), large.subarray(3, 1000), large.subarray(1000)])).trailers["grpc-status"]).toBe("8");
   });
 
   it("leaves deadlines, compressed requests, cross-origin calls and streams to connect-node", async () => {

@@ -1,0 +1,126 @@
+// Two builds of Posterior against each other on unary Infer (store off), with the floor server of the
+// protocol beside them:
+//   node bench/alternate.ts json|grpc <entry A> [entry B, default src/main.ts] [rounds, default 10]
+// e.g. A = the commit before a change: git worktree add /tmp/before HEAD~1 && ln -s "$PWD/node_modules" /tmp/before/
+//      node bench/alternate.ts json /tmp/before/src/main.ts
+// json: Connect JSON over HTTP/1.1 with wrk -t1 -c64, against the node:http floor; grpc: gRPC on the
+// main port with h2load -c4 -m16, against the grpc-js floor. The three servers stay up; each round
+// loads each in turn (1 s of warm-up, then 3 s), so that the machine's slow and quick spells fall on
+// all three. On a noisy machine the pairwise comparison within a round is the figure to trust.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { InferRequestSchema } from "../gen/posterior/v1/inference_service_pb.ts";
+import { cpuSecondsOf, format, machine, startServer, table } from "./support.ts";
+
+const [protocol, entryA, entryB = "src/main.ts", roundsArg = "10"] = process.argv.slice(2);
+if ((protocol !== "json" && protocol !== "grpc") || !entryA) throw new Error("usage: node bench/alternate.ts json|grpc <entry A> [entry B] [rounds]");
+const rounds = Number(roundsArg);
+const INFER = "/posterior.v1.InferenceService/Infer";
+
+const output = (command: string, args: string[]) =>
+  new Promise<string>((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (chunk) => (out += chunk));
+    child.on("error", reject);
+    child.on("close", () => resolve(out));
+  });
+
+interface Target {
+  readonly name: string;
+  readonly port: number;
+  readonly pid: number;
+  /** The request body, in a file for the load tool. */
+  readonly body: string;
+  stop(): unknown;
+}
+
+async function floor(temp: string): Promise<Target> {
+  const mode = protocol === "json" ? "floor-http" : "floor-grpc";
+  const child = spawn(process.execPath, [join(import.meta.dirname, "serving.ts"), mode], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((resolve) => {
+    child.stdout.on("data", (chunk) => {
+      const found = /"port":(\d+)/.exec(String(chunk));
+      if (found) resolve(Number(found[1]));
+    });
+  });
+  const name = protocol === "json" ? "node:http floor" : "grpc-js floor";
+  return { name, port, pid: child.pid!, body: requestFile(temp, "floor", "floor"), stop: () => child.kill() };
+}
+
+async function posterior(temp: string, name: string, entry: string): Promise<Target> {
+  const server = await startServer({}, entry);
+  const res = await fetch(`http://127.0.0.1:${server.port}/posterior.v1.ModelService/CreateInstance`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "beta-bernoulli-v1" }),
+  });
+  const { instance } = (await res.json()) as { instance: { instanceId: string } };
+  return { name, port: server.port, pid: server.pid, body: requestFile(temp, name, instance.instanceId), stop: server.stop };
+}
+
+/** A wrk script (json) or a framed gRPC message (grpc) with the Infer request. */
+function requestFile(temp: string, name: string, instanceId: string): string {
+  const request = { instanceId, observation: { y: { values: [1] } }, storeEvent: false };
+  const file = join(temp, name.replace(/\W/g, "-"));
+  if (protocol === "json") {
+    writeFileSync(file, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[${JSON.stringify(request)}]]\n`);
+  } else {
+    const message = toBinary(InferRequestSchema, create(InferRequestSchema, request));
+    const framed = Buffer.alloc(5 + message.length);
+    framed.writeUInt32BE(message.length, 1);
+    framed.set(message, 5);
+    writeFileSync(file, framed);
+  }
+  return file;
+}
+
+/** Calls and failures of one load run, from the tool's output. */
+function counts(out: string): { calls: number; callsPerSecond: number; failed: boolean } {
+  if (protocol === "json") {
+    const calls = Number(/(\d+) requests in/.exec(out)?.[1]);
+    return { calls, callsPerSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]), failed: /Non-2xx/.test(out) };
+  }
+  const calls = Number(/(\d+) succeeded/.exec(out)?.[1]);
+  return { calls, callsPerSecond: Number(/finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out)?.[1]), failed: !/ 0 failed, 0 errored/.test(out) };
+}
+
+async function measure(target: Target): Promise<{ callsPerSecond: number; cpuMicros: number }> {
+  const url = `http://127.0.0.1:${target.port}${INFER}`;
+  const load = (seconds: number) =>
+    protocol === "json"
+      ? output("wrk", ["-t1", "-c64", `-d${seconds}s`, "-s", target.body, url])
+      : output("h2load", ["-c", "4", "-m", "16", "-D", String(seconds), "-d", target.body, "-H", "content-type: application/grpc", "-H", "te: trailers", url]);
+  await load(1);
+  const cpu = cpuSecondsOf(target.pid);
+  const out = await load(3);
+  const { calls, callsPerSecond, failed } = counts(out);
+  if (!(calls > 0) || failed) throw new Error(`load against ${target.name} failed:\n${out}`);
+  return { callsPerSecond, cpuMicros: ((cpuSecondsOf(target.pid) - cpu) * 1e6) / calls };
+}
+
+const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+const temp = mkdtempSync(join(tmpdir(), "posterior-alternate-"));
+const targets: Target[] = [];
+try {
+  targets.push(await floor(temp), await posterior(temp, "A", entryA), await posterior(temp, "B", entryB));
+  const rows: Array<Array<string | number>> = [];
+  const results = targets.map(() => [] as Array<{ callsPerSecond: number; cpuMicros: number }>);
+  for (let round = 1; round <= rounds; round++) {
+    for (const [i, target] of targets.entries()) results[i]!.push(await measure(target));
+    rows.push([String(round), ...results.flatMap((r) => [r.at(-1)!.callsPerSecond, r.at(-1)!.cpuMicros])]);
+  }
+  const [, a, b] = results as [unknown, typeof results[0], typeof results[0]];
+  rows.push(["median", ...results.flatMap((r) => [median(r.map((m) => m.callsPerSecond)), median(r.map((m) => m.cpuMicros))])]);
+  console.log(`${machine()}; ${protocol}; A = ${entryA}, B = ${entryB}\n`);
+  console.log(table(["round", ...targets.flatMap((t) => [`${t.name} calls/s`, `${t.name} CPU µs/call`])], rows));
+  const faster = b.filter((m, i) => m.cpuMicros < a[i]!.cpuMicros).length;
+  console.log(`\nB used less CPU per call than A in ${faster} of ${rounds} rounds; median ${format(median(a.map((m) => m.cpuMicros)))} → ${format(median(b.map((m) => m.cpuMicros)))} µs.`);
+} finally {
+  for (const target of targets) await target.stop();
+  rmSync(temp, { recursive: true, force: true });
+}
