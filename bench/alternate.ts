@@ -7,48 +7,31 @@
 // main port with h2load -c4 -m16, against the grpc-js floor. The three servers stay up; each round
 // loads each in turn (1 s of warm-up, then 3 s), so that the machine's slow and quick spells fall on
 // all three. On a noisy machine the pairwise comparison within a round is the figure to trust.
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { InferRequestSchema } from "../gen/posterior/v1/inference_service_pb.ts";
-import { cpuSecondsOf, format, machine, startServer, table } from "./support.ts";
+import { format, grpcFrame, machine, run, startFloor, startServer, table } from "./support.ts";
 
 const [protocol, entryA, entryB = "src/main.ts", roundsArg = "10"] = process.argv.slice(2);
 if ((protocol !== "json" && protocol !== "grpc") || !entryA) throw new Error("usage: node bench/alternate.ts json|grpc <entry A> [entry B] [rounds]");
 const rounds = Number(roundsArg);
 const INFER = "/posterior.v1.InferenceService/Infer";
 
-const output = (command: string, args: string[]) =>
-  new Promise<string>((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.on("data", (chunk) => (out += chunk));
-    child.on("error", reject);
-    child.on("close", () => resolve(out));
-  });
-
 interface Target {
   readonly name: string;
   readonly port: number;
-  readonly pid: number;
   /** The request body, in a file for the load tool. */
   readonly body: string;
-  stop(): unknown;
+  cpuSeconds(): number;
+  stop(): Promise<void>;
 }
 
 async function floor(temp: string): Promise<Target> {
-  const mode = protocol === "json" ? "floor-http" : "floor-grpc";
-  const child = spawn(process.execPath, [join(import.meta.dirname, "serving.ts"), mode], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((resolve) => {
-    child.stdout.on("data", (chunk) => {
-      const found = /"port":(\d+)/.exec(String(chunk));
-      if (found) resolve(Number(found[1]));
-    });
-  });
+  const server = await startFloor(protocol === "json" ? "floor-http" : "floor-grpc");
   const name = protocol === "json" ? "node:http floor" : "grpc-js floor";
-  return { name, port, pid: child.pid!, body: requestFile(temp, "floor", "floor"), stop: () => child.kill() };
+  return { ...server, name, body: requestFile(temp, "floor", "floor") };
 }
 
 async function posterior(temp: string, name: string, entry: string): Promise<Target> {
@@ -59,7 +42,7 @@ async function posterior(temp: string, name: string, entry: string): Promise<Tar
     body: JSON.stringify({ model: "beta-bernoulli-v1" }),
   });
   const { instance } = (await res.json()) as { instance: { instanceId: string } };
-  return { name, port: server.port, pid: server.pid, body: requestFile(temp, name, instance.instanceId), stop: server.stop };
+  return { name, port: server.port, body: requestFile(temp, name, instance.instanceId), cpuSeconds: server.cpuSeconds, stop: server.stop };
 }
 
 /** A wrk script (json) or a framed gRPC message (grpc) with the Infer request. */
@@ -69,11 +52,7 @@ function requestFile(temp: string, name: string, instanceId: string): string {
   if (protocol === "json") {
     writeFileSync(file, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[${JSON.stringify(request)}]]\n`);
   } else {
-    const message = toBinary(InferRequestSchema, create(InferRequestSchema, request));
-    const framed = Buffer.alloc(5 + message.length);
-    framed.writeUInt32BE(message.length, 1);
-    framed.set(message, 5);
-    writeFileSync(file, framed);
+    writeFileSync(file, grpcFrame(toBinary(InferRequestSchema, create(InferRequestSchema, request))));
   }
   return file;
 }
@@ -92,14 +71,14 @@ async function measure(target: Target): Promise<{ callsPerSecond: number; cpuMic
   const url = `http://127.0.0.1:${target.port}${INFER}`;
   const load = (seconds: number) =>
     protocol === "json"
-      ? output("wrk", ["-t1", "-c64", `-d${seconds}s`, "-s", target.body, url])
-      : output("h2load", ["-c", "4", "-m", "16", "-D", String(seconds), "-d", target.body, "-H", "content-type: application/grpc", "-H", "te: trailers", url]);
+      ? run("wrk", ["-t1", "-c64", `-d${seconds}s`, "-s", target.body, url])
+      : run("h2load", ["-c", "4", "-m", "16", "-D", String(seconds), "-d", target.body, "-H", "content-type: application/grpc", "-H", "te: trailers", url]);
   await load(1);
-  const cpu = cpuSecondsOf(target.pid);
+  const cpu = target.cpuSeconds();
   const out = await load(3);
   const { calls, callsPerSecond, failed } = counts(out);
   if (!(calls > 0) || failed) throw new Error(`load against ${target.name} failed:\n${out}`);
-  return { callsPerSecond, cpuMicros: ((cpuSecondsOf(target.pid) - cpu) * 1e6) / calls };
+  return { callsPerSecond, cpuMicros: ((target.cpuSeconds() - cpu) * 1e6) / calls };
 }
 
 const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;

@@ -10,7 +10,6 @@
 // so CPU per call is the steadier figure, and h2load / wrk (C) give the throughput at saturation.
 // Sub-modes, spawned by the main mode: `floor-grpc` (@grpc/grpc-js), `floor-http` (node:http, Connect JSON),
 // `floor-h2` (node:http2, Connect binary); each serves Infer only and prints {"port":N} when listening.
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
@@ -32,7 +31,7 @@ import { distributionsOut, fieldsIn } from "../src/api/convert.ts";
 import type { Distribution } from "../src/math/distribution.ts";
 import type { Tensor } from "../src/math/tensor.ts";
 import { modelTypes } from "../src/models/registry.ts";
-import { cpuSecondsOf, format, machine, percentile, startServer, table } from "./support.ts";
+import { type FloorMode, type FloorServer, format, grpcFrame, machine, percentile, run, startFloor, startServer, table } from "./support.ts";
 
 const MODEL = "beta-bernoulli-v1";
 const INFER_PATH = "/posterior.v1.InferenceService/Infer";
@@ -41,8 +40,6 @@ const HIGH_CONCURRENCY = 64;
 const DURABLE_RATE = 5000;
 
 // ---- Floors: the same model logic behind a bare transport, parameters in memory, nothing stored ----------
-
-type FloorMode = "floor-grpc" | "floor-http" | "floor-h2";
 
 /** A tensor as proto-loader objects and proto3 JSON carry it (absent fields when default). */
 interface PlainTensor {
@@ -148,30 +145,7 @@ function serveH2Floor() {
 
 // ---- Servers under test --------------------------------------------------------------------------------
 
-interface Target {
-  readonly port: number;
-  cpuSeconds(): number;
-  stop(): Promise<void>;
-}
-
-function startFloor(mode: FloorMode): Promise<Target> {
-  const child = spawn(process.execPath, [import.meta.filename, mode], { stdio: ["ignore", "pipe", "inherit"] });
-  return new Promise((resolve, reject) => {
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      const port = /"port":(\d+)/.exec(output)?.[1];
-      if (port) resolve({ port: Number(port), cpuSeconds: () => cpuSecondsOf(child.pid!), stop: () => stopChild(child) });
-    });
-    child.once("exit", (code) => reject(new Error(`${mode} exited with ${code} before listening:\n${output}`)));
-  });
-}
-
-const stopChild = (child: ChildProcess) =>
-  new Promise<void>((done) => {
-    if (child.exitCode !== null || child.signalCode !== null) return done();
-    child.once("exit", () => done()).kill("SIGTERM");
-  });
+type Target = FloorServer;
 
 // ---- Clients ---------------------------------------------------------------------------------------------
 
@@ -323,18 +297,6 @@ async function nodeClientCase(target: Target, caller: Caller, concurrency: numbe
   }
 }
 
-function run(command: string, args: readonly string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-    child.once("error", reject);
-    child.once("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} exited with ${code}:\n${err}${out}`))));
-  });
-}
-
 const match = (text: string, pattern: RegExp, what: string): string => {
   const found = pattern.exec(text)?.[1];
   if (found === undefined) throw new Error(`no ${what} in:\n${text}`);
@@ -456,10 +418,7 @@ function groups(floors: Record<FloorMode, Target>, temp: string, seconds: number
 
 /** h2load sending one framed Infer request over and over: at saturation, or offering `rate` calls a second. */
 async function h2loadInfer(target: Target, server: Server, instanceId: string, stored: boolean, temp: string, seconds: number, warmup: number, rate?: number) {
-  const message = toBinary(InferRequestSchema, create(InferRequestSchema, requestFields(instanceId, stored)));
-  const framed = Buffer.alloc(5 + message.length);
-  framed.writeUInt32BE(message.length, 1);
-  framed.set(message, 5);
+  const framed = grpcFrame(toBinary(InferRequestSchema, create(InferRequestSchema, requestFields(instanceId, stored))));
   expectAnswer(await grpcOnce(target.port, framed), stored, `${server} h2load body`);
   const file = join(temp, "infer.grpc");
   writeFileSync(file, framed);

@@ -1,8 +1,9 @@
-// Shared by the benchmarks: a server process started as a user would, its CPU time, percentiles
-// and Markdown tables.
+// Shared by the benchmarks: a server process started as a user would, the floor servers, load tools,
+// CPU time, percentiles and Markdown tables.
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
+import { join } from "node:path";
 
 export interface BenchServer {
   readonly port: number;
@@ -99,3 +100,52 @@ export function format(v: number): string {
 
 export const machine = () =>
   `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}, ${process.env.DATABASE_URL ? "PostgreSQL" : "PGlite"}, ${new Date().toISOString()}`;
+
+/** The minimal servers of bench/serving.ts: grpc-js, node:http (Connect JSON), node:http2 (Connect binary). */
+export type FloorMode = "floor-grpc" | "floor-http" | "floor-h2";
+
+export interface FloorServer {
+  readonly port: number;
+  cpuSeconds(): number;
+  stop(): Promise<void>;
+}
+
+export function startFloor(mode: FloorMode): Promise<FloorServer> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, "serving.ts"), mode], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      const port = /"port":(\d+)/.exec(output)?.[1];
+      if (port) resolve({ port: Number(port), cpuSeconds: () => cpuSecondsOf(child.pid!), stop: () => stopChild(child) });
+    });
+    child.once("exit", (code) => reject(new Error(`${mode} exited with ${code} before listening:\n${output}`)));
+  });
+}
+
+const stopChild = (child: ChildProcess) =>
+  new Promise<void>((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) return done();
+    child.once("exit", () => done()).kill("SIGTERM");
+  });
+
+/** A command's standard output, once it exits with 0. */
+export function run(command: string, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+    child.once("error", reject);
+    child.once("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} exited with ${code}:\n${err}${out}`))));
+  });
+}
+
+/** A message in its gRPC envelope (uncompressed), as h2load sends it. */
+export function grpcFrame(message: Uint8Array): Buffer {
+  const framed = Buffer.alloc(5 + message.length);
+  framed.writeUInt32BE(message.length, 1);
+  framed.set(message, 5);
+  return framed;
+}
