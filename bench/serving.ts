@@ -8,6 +8,8 @@
 // time; floor and Posterior cases alternate so that neighbour load hits both alike.
 // Client and server share the machine's cores (2 on the reference VM): Node clients take CPU from the server,
 // so CPU per call is the steadier figure, and h2load / wrk (C) give the throughput at saturation.
+// Posterior runs with this command's environment: POSTERIOR_ACCESS_LOG=failures measures it without the
+// access-log line of successful calls.
 // Sub-modes, spawned by the main mode: `floor-grpc` (@grpc/grpc-js), `floor-http` (node:http, Connect JSON),
 // `floor-h2` (node:http2, Connect binary); each serves Infer only and prints {"port":N} when listening.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -336,8 +338,8 @@ const wrkMs = (text: string, label: string): number => {
   return Number(value) * { us: 0.001, ms: 1, s: 1000, m: 60_000 }[unit as "us" | "ms" | "s" | "m"];
 };
 
-async function wrkCase(target: Target, script: string, seconds: number, warmup: number): Promise<Measured> {
-  const args = (duration: number) => ["-t1", `-c${HIGH_CONCURRENCY}`, `-d${duration}s`, "--latency", "-s", script, `http://127.0.0.1:${target.port}${INFER_PATH}`];
+async function wrkCase(target: Target, script: string, concurrency: number, seconds: number, warmup: number): Promise<Measured> {
+  const args = (duration: number) => ["-t1", `-c${concurrency}`, `-d${duration}s`, "--latency", "-s", script, `http://127.0.0.1:${target.port}${INFER_PATH}`];
   await run("wrk", args(Math.max(1, Math.round(warmup))));
   const cpu = target.cpuSeconds();
   const out = await run("wrk", args(seconds));
@@ -393,19 +395,19 @@ function groups(floors: Record<FloorMode, Target>, temp: string, seconds: number
       concurrency: HIGH_CONCURRENCY,
       measure: (target, server, instanceId, stored) => h2loadInfer(target, server, instanceId, stored, temp, seconds, warmup),
     },
-    {
+    ...[1, HIGH_CONCURRENCY].map((concurrency) => ({
       name: "Connect JSON over HTTP/1.1, wrk",
       floorName: "node:http floor",
       floor: floors["floor-http"],
-      concurrency: HIGH_CONCURRENCY,
-      async measure(target, server, instanceId, stored) {
+      concurrency,
+      async measure(target: Target, server: Server, instanceId: string, stored: boolean) {
         const body = JSON.stringify(requestFields(instanceId, stored));
         expectAnswer(await jsonOnce(target.port, body), stored, `${server} wrk body`);
         const script = join(temp, "infer.lua");
         writeFileSync(script, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[${body}]]\n`);
-        return wrkCase(target, script, seconds, warmup);
+        return wrkCase(target, script, concurrency, seconds, warmup);
       },
-    },
+    })),
     ...[1, HIGH_CONCURRENCY].map((concurrency) => ({
       name: "Connect binary over HTTP/2, connect-node client",
       floorName: "node:http2 floor",
@@ -511,6 +513,7 @@ async function main(seconds: number, only: "durable" | keyof typeof ONLY | undef
     const posterior = { main: server, grpcOnly: { ...server, port: server.grpcPort! } };
     console.log(machine());
     console.log(`${MODEL} unary Infer, ${warmup} s warm-up then ${seconds} s per case; client and server share this machine's cores`);
+    console.log(`Posterior's access log: POSTERIOR_ACCESS_LOG=${process.env.POSTERIOR_ACCESS_LOG || "all"} (set it for this command to change it)`);
     const casesWanted = only !== "durable";
     const durableWanted = only === undefined || only === "durable";
     if (casesWanted) {

@@ -1,6 +1,13 @@
 import { readFileSync } from "node:fs";
 import type { JobQueueOptions } from "./persistence/jobs.ts";
 
+/**
+ * Which calls write an access-log line: every call, only those that fail, or none. A call that
+ * fails unexpectedly (INTERNAL) is logged as an error whatever this says.
+ */
+export type AccessLog = "all" | "failures" | "none";
+const ACCESS_LOG_CHOICES: readonly AccessLog[] = ["all", "failures", "none"];
+
 export interface Config {
   readonly host: string;
   readonly port: number;
@@ -12,6 +19,7 @@ export interface Config {
   /** The embedded database's shared_buffers, in MB. */
   readonly embeddedSharedBuffersMb?: number;
   readonly logLevel: string;
+  readonly accessLog: AccessLog;
   readonly tls?: { readonly key: Buffer; readonly cert: Buffer };
   readonly inferBatchLimit: number;
   readonly shutdownGraceMs: number;
@@ -42,6 +50,7 @@ export function loadConfig(env: Env): Config {
       ? integer(env, "POSTERIOR_EMBEDDED_SHARED_BUFFERS_MB", 0, 1, 65_536)
       : undefined,
     logLevel: env.LOG_LEVEL || "info",
+    accessLog: choice(env, "POSTERIOR_ACCESS_LOG", ACCESS_LOG_CHOICES),
     tls: cert && key ? { cert: readFileSync(cert), key: readFileSync(key) } : undefined,
     inferBatchLimit: integer(env, "POSTERIOR_INFER_BATCH_LIMIT", 100, 1, 100_000),
     shutdownGraceMs: integer(env, "POSTERIOR_SHUTDOWN_GRACE_MS", 5000, 0, 600_000),
@@ -57,6 +66,14 @@ export function loadConfig(env: Env): Config {
     callbackAllow: list(env.POSTERIOR_CALLBACK_ALLOW).map((o) => (o === "*" ? o : new URL(o).origin)),
     callbackTimeoutMs: integer(env, "POSTERIOR_CALLBACK_TIMEOUT_MS", 5000, 100, 600_000),
   };
+}
+
+/** One of `choices`; the first when unset. */
+function choice<T extends string>(env: Env, name: string, choices: readonly T[]): T {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return choices[0]!;
+  if (!choices.includes(raw as T)) throw new Error(`${name} must be one of ${choices.join(", ")}, got ${JSON.stringify(raw)}`);
+  return raw as T;
 }
 
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {

@@ -15,7 +15,7 @@ import { InstanceCache } from "../domain/instance-cache.ts";
 import { LearningService } from "../domain/learning.ts";
 import { listenForInstanceChanges } from "../persistence/changes.ts";
 import type { Database } from "../persistence/database.ts";
-import { observe, REQUEST_ID_HEADER } from "./interceptors.ts";
+import { type CallLogging, observe, REQUEST_ID_HEADER } from "./interceptors.ts";
 import type { Handlers, RequestHandler } from "./listen.ts";
 import { unaryGrpc } from "./unary-grpc.ts";
 import { unaryJson } from "./unary-json.ts";
@@ -81,14 +81,15 @@ export const routes = (services: Services) => (router: ConnectRouter) => {
  * connect-node's interceptors. The unary JSON path and the gRPC-only port run handlers without
  * them and call `beginCall` for what `observe` does: an interceptor added here goes there too.
  */
-export const interceptors = (logger: Logger) => [observe(logger)];
+export const interceptors = (logging: CallLogging) => [observe(logging)];
 
-export function createHandler(options: {
-  services: Services;
-  logger: Logger;
-  shutdownSignal: AbortSignal;
-  corsOrigins: readonly string[];
-}): Handlers {
+export function createHandler(
+  options: CallLogging & {
+    services: Services;
+    shutdownSignal: AbortSignal;
+    corsOrigins: readonly string[];
+  },
+): Handlers {
   const protocol = {
     readMaxBytes: 16 << 20,
     writeMaxBytes: 64 << 20,
@@ -97,13 +98,13 @@ export function createHandler(options: {
   };
   const connect = connectNodeAdapter({
     routes: routes(options.services),
-    interceptors: interceptors(options.logger),
+    interceptors: interceptors(options),
     shutdownSignal: options.shutdownSignal,
     ...protocol,
   });
   // Unary calls in the commonest forms skip connect-node's generic machinery, about half of their
   // CPU (README, "Serving"), and answer as it would (test/e2e/short-paths.test.ts).
-  const shortPaths = { logger: options.logger, shutdownSignal: options.shutdownSignal, ...protocol };
+  const shortPaths = { logger: options.logger, accessLog: options.accessLog, shutdownSignal: options.shutdownSignal, ...protocol };
   const impls = serviceImpls(options.services);
   const json = unaryJson(impls, shortPaths);
   const grpc = unaryGrpc(impls, shortPaths);

@@ -4,10 +4,9 @@ import type http from "node:http";
 import { create, type DescMessage, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, createContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { type Compression, createMethodSerializationLookup, type MethodSerializationLookup } from "@connectrpc/connect/protocol";
-import type { Logger } from "pino";
 import { requestLogger } from "../api/context.ts";
 import { toConnectError } from "../api/errors.ts";
-import { beginCall } from "./interceptors.ts";
+import { beginCall, type CallLogging } from "./interceptors.ts";
 import type { RequestHandler } from "./listen.ts";
 
 /** What the transport knows of a call. */
@@ -124,8 +123,7 @@ export function unaryRoutes<T>(
 }
 
 /** The main port's short paths take connect-node's own limits and compressions, to answer alike. */
-export interface ShortPathOptions {
-  readonly logger: Logger;
+export interface ShortPathOptions extends CallLogging {
   readonly readMaxBytes: number;
   readonly writeMaxBytes: number;
   readonly acceptCompression: Compression[];
@@ -143,11 +141,11 @@ export type UnaryOutcome = { readonly requestId: string } & ({ readonly output: 
 export async function runUnary(
   impl: UnaryImpl,
   input: unknown,
-  call: { service: DescService; method: DescMethod; source: CallSource; shutdownSignal: AbortSignal; logger: Logger },
+  call: CallLogging & { service: DescService; method: DescMethod; source: CallSource; shutdownSignal: AbortSignal },
   clientRequestId: string | undefined,
 ): Promise<UnaryOutcome> {
-  const { service, method, source, shutdownSignal, logger } = call;
-  const observed = beginCall(logger, `${service.typeName}/${method.name}`, clientRequestId);
+  const { service, method, source, shutdownSignal } = call;
+  const observed = beginCall(call, `${service.typeName}/${method.name}`, clientRequestId);
   const handlerContext = new CallContext(service, method, source, shutdownSignal, createContextValues().set(requestLogger, observed.log));
   try {
     const output = create(method.output, (await impl(input, handlerContext)) as never);

@@ -5,11 +5,10 @@ import { create, type DescMessage, type DescMethod, type DescService, fromBinary
 import { createContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
-import type { Logger } from "pino";
 import { requestLogger } from "../api/context.ts";
 import { toConnectError } from "../api/errors.ts";
 import { CallContext, type CallSource, runUnary } from "./call-context.ts";
-import { beginCall, REQUEST_ID_HEADER } from "./interceptors.ts";
+import { beginCall, type CallLogging, REQUEST_ID_HEADER } from "./interceptors.ts";
 
 type AnyImpl = (input: unknown, context: HandlerContext) => unknown;
 
@@ -21,11 +20,10 @@ export interface GrpcListener {
 
 export async function listenGrpc(
   implementations: ReadonlyArray<readonly [DescService, ServiceImpl<DescService>]>,
-  options: {
+  options: CallLogging & {
     host: string;
     port: number;
     tls?: { key: Buffer; cert: Buffer };
-    logger: Logger;
     shutdownSignal: AbortSignal;
   },
 ): Promise<GrpcListener> {
@@ -81,7 +79,7 @@ function handlerFor(
   service: DescService,
   method: DescMethod,
   impl: AnyImpl,
-  options: { logger: Logger; shutdownSignal: AbortSignal },
+  options: CallLogging & { shutdownSignal: AbortSignal },
 ): grpc.UntypedHandleCall {
   const path = `/${service.typeName}/${method.name}`;
   if (method.methodKind === "unary") {
@@ -96,7 +94,7 @@ function handlerFor(
   }
   if (method.methodKind === "client_streaming") throw new Error(`${path}: client streaming is not served on the gRPC port`);
   return (call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) => {
-    const observed = beginCall(options.logger, `${service.typeName}/${method.name}`, requestIdOf(call));
+    const observed = beginCall(options, `${service.typeName}/${method.name}`, requestIdOf(call));
     const context = new CallContext(service, method, grpcSource(call), options.shutdownSignal, createContextValues().set(requestLogger, observed.log));
     const metadata = new grpc.Metadata();
     metadata.set(REQUEST_ID_HEADER, observed.id);

@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { requestLogger } from "../api/context.ts";
 import { isUnexpected, toConnectError } from "../api/errors.ts";
+import type { AccessLog } from "../config.ts";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 
@@ -12,18 +13,27 @@ export const requestIdOf = (headers: Record<string, string | string[] | undefine
   return Array.isArray(id) ? id.join(", ") : id;
 };
 
-/** A call's request id (the client's, or a new one), its logger, and its one access-log line. */
-export function beginCall(root: Logger, rpc: string, clientRequestId: string | null | undefined) {
+/** The root logger and the access-log choice, given to everything that runs handlers. */
+export interface CallLogging {
+  readonly logger: Logger;
+  readonly accessLog: AccessLog;
+}
+
+/** A call's request id (the client's, or a new one), its logger, and its access-log line. */
+export function beginCall({ logger, accessLog }: CallLogging, rpc: string, clientRequestId: string | null | undefined) {
   const id = clientRequestId || randomUUID();
   let child: Logger | undefined;
-  const log = () => (child ??= root.child({ requestId: id, rpc }));
+  const log = () => (child ??= logger.child({ requestId: id, rpc }));
   const started = performance.now();
   const done = (error?: unknown) => {
     const ms = Math.round((performance.now() - started) * 1000) / 1000;
-    if (error === undefined) return root.info({ requestId: id, rpc, ms, code: "ok" }, "rpc");
+    if (error === undefined) {
+      if (accessLog === "all") logger.info({ requestId: id, rpc, ms, code: "ok" }, "rpc");
+      return;
+    }
     const code = Code[toConnectError(error).code];
     if (isUnexpected(error)) log().error({ ms, code, err: error }, "rpc failed");
-    else log().info({ ms, code, message: (error as Error).message }, "rpc");
+    else if (accessLog !== "none") log().info({ ms, code, message: (error as Error).message }, "rpc");
   };
   return { id, log, done };
 }
@@ -32,9 +42,9 @@ export function beginCall(root: Logger, rpc: string, clientRequestId: string | n
  * Outermost interceptor: gives every call a request id, a logger that carries it, one access-log
  * line, and the mapping of domain errors to gRPC codes.
  */
-export function observe(root: Logger): Interceptor {
+export function observe(logging: CallLogging): Interceptor {
   return (next) => async (req) => {
-    const call = beginCall(root, `${req.service.typeName}/${req.method.name}`, req.header.get(REQUEST_ID_HEADER));
+    const call = beginCall(logging, `${req.service.typeName}/${req.method.name}`, req.header.get(REQUEST_ID_HEADER));
     req.contextValues.set(requestLogger, call.log);
     try {
       const res = await next(req);

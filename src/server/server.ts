@@ -28,14 +28,15 @@ export async function startServer(
   );
   const shutdown = new AbortController();
   const services = createServices(db, config, logger);
-  const handlers = createHandler({ services, logger, shutdownSignal: shutdown.signal, corsOrigins: config.corsOrigins });
+  const logging = { logger, accessLog: config.accessLog };
+  const handlers = createHandler({ services, ...logging, shutdownSignal: shutdown.signal, corsOrigins: config.corsOrigins });
   let listener: Awaited<ReturnType<typeof listen>> | undefined;
   let grpcListener: GrpcListener | undefined;
   try {
     await services.prepare();
     listener = await listen(handlers, config);
     if (config.grpcPort !== undefined) {
-      const options = { host: config.host, port: config.grpcPort, tls: config.tls, logger, shutdownSignal: shutdown.signal };
+      const options = { host: config.host, port: config.grpcPort, tls: config.tls, ...logging, shutdownSignal: shutdown.signal };
       // Loaded only when asked for: most deployments never pay for grpc-js's start-up.
       const { listenGrpc } = await import("./grpc-listener.ts");
       grpcListener = await listenGrpc(serviceImpls(services), options);

@@ -17,7 +17,7 @@ import { GetInstanceRequestSchema, GetModelTypeRequestSchema } from "../../gen/p
 import { unaryGrpc } from "../../src/server/unary-grpc.ts";
 import { unaryJson } from "../../src/server/unary-json.ts";
 import { openTestDatabase } from "../support/database.ts";
-import { silentLogger, testConfig } from "../support/harness.ts";
+import { silentLogger, silentLogging, testConfig } from "../support/harness.ts";
 
 const protocol = { readMaxBytes: 4096, writeMaxBytes: 1 << 20, acceptCompression: [compressionGzip, compressionBrotli], compressMinBytes: 1024 };
 let db: Database;
@@ -41,10 +41,10 @@ beforeAll(async () => {
   services = createServices(db, config, silentLogger);
   await services.prepare();
   await services.start();
-  const options = { logger: silentLogger, shutdownSignal: new AbortController().signal, ...protocol };
+  const options = { ...silentLogging, shutdownSignal: new AbortController().signal, ...protocol };
   const json = unaryJson(serviceImpls(services), options);
   const grpc = unaryGrpc(serviceImpls(services), options);
-  const connectHandler = connectNodeAdapter({ routes: routes(services), interceptors: interceptors(silentLogger), ...protocol });
+  const connectHandler = connectNodeAdapter({ routes: routes(services), interceptors: interceptors(silentLogging), ...protocol });
   short = await serve((req, res) => {
     if (!json(req, res)) res.writeHead(501).end("declined");
   });

@@ -1,5 +1,5 @@
 import { type Client, createClient, createRouterTransport, type Transport } from "@connectrpc/connect";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { InferenceService } from "../../gen/posterior/v1/inference_service_pb.ts";
 import { LearningService } from "../../gen/posterior/v1/learning_service_pb.ts";
 import { ModelService } from "../../gen/posterior/v1/model_service_pb.ts";
@@ -11,6 +11,7 @@ import { type RunningServer, startServer } from "../../src/server/server.ts";
 import { freshDatabaseConfig, openTestDatabase } from "./database.ts";
 
 export const silentLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+export const silentLogging = { logger: silentLogger, accessLog: "all" } as const;
 
 export interface Clients {
   readonly models: Client<typeof ModelService>;
@@ -33,7 +34,7 @@ export async function inMemoryApp(
   const services = createServices(db, config, silentLogger);
   await services.prepare();
   await services.start();
-  const transport = createRouterTransport(routes(services), { router: { interceptors: interceptors(silentLogger) } });
+  const transport = createRouterTransport(routes(services), { router: { interceptors: interceptors(silentLogging) } });
   return {
     db,
     ...clientsFor(transport),
@@ -50,6 +51,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     port: 0,
     dataDir: "memory://",
     logLevel: "silent",
+    accessLog: "all",
     inferBatchLimit: 100,
     shutdownGraceMs: 1000,
     corsOrigins: [],
@@ -63,13 +65,11 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
 }
 
 /** A real server on a free loopback port, on a fresh database. */
-export async function startTestServer(overrides: Partial<Config> = {}): Promise<RunningServer & { baseUrl: string }> {
+export async function startTestServer(overrides: Partial<Config> = {}, logger: Logger = silentLogger): Promise<RunningServer & { baseUrl: string }> {
   const database = await freshDatabaseConfig();
-  const server = await startServer(
-    testConfig({ databaseUrl: database.url, dataDir: database.dataDir, ...overrides }),
-    silentLogger,
-    { loadDataDir: database.loadDataDir },
-  );
+  const server = await startServer(testConfig({ databaseUrl: database.url, dataDir: database.dataDir, ...overrides }), logger, {
+    loadDataDir: database.loadDataDir,
+  });
   return { ...server, baseUrl: `http://127.0.0.1:${server.port}` };
 }
 
