@@ -1,10 +1,10 @@
 // Two builds of Posterior against each other on unary Infer (store off), with the floor server of the
 // protocol beside them:
-//   node bench/alternate.ts json|grpc <entry A> [entry B, default src/main.ts] [rounds, default 10]
+//   node bench/alternate.ts json|grpc <entry A> [entry B, default src/main.ts] [rounds, default 10] [in flight, 64 or 1]
 // e.g. A = the commit before a change: git worktree add /tmp/before HEAD~1 && ln -s "$PWD/node_modules" /tmp/before/
 //      node bench/alternate.ts json /tmp/before/src/main.ts
-// json: Connect JSON over HTTP/1.1 with wrk -t1 -c64, against the node:http floor; grpc: gRPC on the
-// main port with h2load -c4 -m16, against the grpc-js floor. The three servers stay up; each round
+// json: Connect JSON over HTTP/1.1 with wrk -t1 -c64 (-c1), against the node:http floor; grpc: gRPC on
+// the main port with h2load -c4 -m16 (-c1 -m1), against the grpc-js floor. The three servers stay up; each round
 // loads each in turn (1 s of warm-up, then 3 s), so that the machine's slow and quick spells fall on
 // all three. On a noisy machine the pairwise comparison within a round is the figure to trust.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -14,9 +14,12 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { InferRequestSchema } from "../gen/posterior/v1/inference_service_pb.ts";
 import { format, grpcFrame, machine, run, startFloor, startServer, table } from "./support.ts";
 
-const [protocol, entryA, entryB = "src/main.ts", roundsArg = "10"] = process.argv.slice(2);
-if ((protocol !== "json" && protocol !== "grpc") || !entryA) throw new Error("usage: node bench/alternate.ts json|grpc <entry A> [entry B] [rounds]");
+const [protocol, entryA, entryB = "src/main.ts", roundsArg = "10", inFlightArg = "64"] = process.argv.slice(2);
 const rounds = Number(roundsArg);
+const inFlight = Number(inFlightArg);
+if ((protocol !== "json" && protocol !== "grpc") || !entryA || !(rounds > 0) || (inFlight !== 64 && inFlight !== 1)) {
+  throw new Error("usage: node bench/alternate.ts json|grpc <entry A> [entry B] [rounds] [in flight: 64 or 1]");
+}
 const INFER = "/posterior.v1.InferenceService/Infer";
 
 interface Target {
@@ -71,8 +74,8 @@ async function measure(target: Target): Promise<{ callsPerSecond: number; cpuMic
   const url = `http://127.0.0.1:${target.port}${INFER}`;
   const load = (seconds: number) =>
     protocol === "json"
-      ? run("wrk", ["-t1", "-c64", `-d${seconds}s`, "-s", target.body, url])
-      : run("h2load", ["-c", "4", "-m", "16", "-D", String(seconds), "-d", target.body, "-H", "content-type: application/grpc", "-H", "te: trailers", url]);
+      ? run("wrk", ["-t1", `-c${inFlight}`, `-d${seconds}s`, "-s", target.body, url])
+      : run("h2load", ["-c", inFlight === 1 ? "1" : "4", "-m", inFlight === 1 ? "1" : "16", "-D", String(seconds), "-d", target.body, "-H", "content-type: application/grpc", "-H", "te: trailers", url]);
   await load(1);
   const cpu = target.cpuSeconds();
   const out = await load(3);
@@ -95,7 +98,7 @@ try {
   }
   const [, a, b] = results as [unknown, typeof results[0], typeof results[0]];
   rows.push(["median", ...results.flatMap((r) => [median(r.map((m) => m.callsPerSecond)), median(r.map((m) => m.cpuMicros))])]);
-  console.log(`${machine()}; ${protocol}; A = ${entryA}, B = ${entryB}\n`);
+  console.log(`${machine()}; ${protocol}, ${inFlight} in flight; A = ${entryA}, B = ${entryB}\n`);
   console.log(table(["round", ...targets.flatMap((t) => [`${t.name} calls/s`, `${t.name} CPU µs/call`])], rows));
   const faster = b.filter((m, i) => m.cpuMicros < a[i]!.cpuMicros).length;
   console.log(`\nB used less CPU per call than A in ${faster} of ${rounds} rounds; median ${format(median(a.map((m) => m.cpuMicros)))} → ${format(median(b.map((m) => m.cpuMicros)))} µs.`);

@@ -473,15 +473,15 @@ function tableRow(r: CaseRow): (string | number)[] {
 }
 
 function targetLines(rows: readonly CaseRow[]): string[] {
-  const check = (title: string, pick: (r: CaseRow) => boolean, value: (m: Measured) => number, ok: (x: number) => boolean) => [
-    title,
-    ...rows
+  const check = (title: string, pick: (r: CaseRow) => boolean, value: (m: Measured) => number, ok: (x: number) => boolean) => {
+    const lines = rows
       .filter((r) => r.floor !== undefined && pick(r))
       .map((r) => {
         const x = value(r.measured) / value(r.floor!);
         return `  ${r.group}, ${r.server}, ${r.concurrency} in flight, store ${r.stored ? "on" : "off"}: ${x.toFixed(2)}× — ${ok(x) ? "met" : "NOT met"}`;
-      }),
-  ];
+      });
+    return lines.length > 0 ? [title, ...lines] : [];
+  };
   const grpcRow = (r: CaseRow) => r.group.startsWith("gRPC");
   return [
     ...check("Target: gRPC server CPU per call ≤ 1.25× the grpc-js floor", grpcRow, (m) => m.cpuMsPerCall, (x) => x <= 1.25),

@@ -7,6 +7,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AccessLog, loadConfig } from "../../src/config.ts";
 import { clientsFor, startTestServer } from "../support/harness.ts";
+import { logLines, processClients, startProcess, stopProcess } from "../support/process.ts";
 
 const transports: Record<string, (server: { port: number; grpcPort?: number }) => Transport> = {
   "connect-json-http1": ({ port }) => createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "1.1" }),
@@ -54,5 +55,27 @@ describe.each(["all", "failures", "none"] as const)("POSTERIOR_ACCESS_LOG=%s", (
 
   it("still logs start-up", () => {
     expect(lines.some((line) => line.msg === "posterior listening")).toBe(true);
+  });
+});
+
+// The server process batches its log writes (src/cli.ts): a line must still come out soon on a
+// quiet server, and what is buffered at shutdown must not be lost.
+describe("the server process's log", () => {
+  it("writes a quiet server's access-log line within moments, and the rest at shutdown", { timeout: 60_000 }, async () => {
+    const server = await startProcess({ POSTERIOR_DATA_DIR: "memory://" });
+    try {
+      await processClients(server).models.getModelType({ name: "beta-bernoulli-v1" }, { headers: { "x-request-id": "quiet-1" } });
+      const deadline = Date.now() + 5000;
+      while (!logLines(server.output()).some((line) => line.requestId === "quiet-1") && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(logLines(server.output()).find((line) => line.requestId === "quiet-1")).toMatchObject({ msg: "rpc", code: "ok" });
+      await processClients(server).models.getModelType({ name: "beta-bernoulli-v1" }, { headers: { "x-request-id": "quiet-2" } });
+    } finally {
+      expect(await stopProcess(server)).toBe(0);
+    }
+    const names = logLines(server.output()).map((line) => line.requestId ?? line.msg);
+    expect(names).toContain("quiet-2");
+    expect(names.at(-1)).toBe("posterior stopped");
   });
 });
