@@ -1,6 +1,5 @@
-// Two builds of Posterior against each other on unary Infer (store off), with the floor server of the
-// protocol beside them:
-//   node bench/alternate.ts json|grpc <entry A> [entry B, default src/main.ts] [rounds, default 10] [in flight, 64 or 1]
+// Two builds of Posterior against each other on unary Infer, with the floor server of the protocol beside them:
+//   node bench/alternate.ts json|grpc <entry A> [entry B, default src/main.ts] [rounds, default 10] [in flight, 64 or 1] [store: off or on]
 // e.g. A = the commit before a change: git worktree add /tmp/before HEAD~1 && ln -s "$PWD/node_modules" /tmp/before/
 //      node bench/alternate.ts json /tmp/before/src/main.ts
 // json: Connect JSON over HTTP/1.1 with wrk -t1 -c64 (-c1), against the node:http floor; grpc: gRPC on
@@ -14,11 +13,11 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { InferRequestSchema } from "../gen/posterior/v1/inference_service_pb.ts";
 import { format, grpcFrame, machine, run, startFloor, startServer, table } from "./support.ts";
 
-const [protocol, entryA, entryB = "src/main.ts", roundsArg = "10", inFlightArg = "64"] = process.argv.slice(2);
+const [protocol, entryA, entryB = "src/main.ts", roundsArg = "10", inFlightArg = "64", store = "off"] = process.argv.slice(2);
 const rounds = Number(roundsArg);
 const inFlight = Number(inFlightArg);
-if ((protocol !== "json" && protocol !== "grpc") || !entryA || !(rounds > 0) || (inFlight !== 64 && inFlight !== 1)) {
-  throw new Error("usage: node bench/alternate.ts json|grpc <entry A> [entry B] [rounds] [in flight: 64 or 1]");
+if ((protocol !== "json" && protocol !== "grpc") || !entryA || !(rounds > 0) || (inFlight !== 64 && inFlight !== 1) || (store !== "off" && store !== "on")) {
+  throw new Error("usage: node bench/alternate.ts json|grpc <entry A> [entry B] [rounds] [in flight: 64 or 1] [store: off or on]");
 }
 const INFER = "/posterior.v1.InferenceService/Infer";
 
@@ -50,7 +49,8 @@ async function posterior(temp: string, name: string, entry: string): Promise<Tar
 
 /** A wrk script (json) or a framed gRPC message (grpc) with the Infer request. */
 function requestFile(temp: string, name: string, instanceId: string): string {
-  const request = { instanceId, observation: { y: { values: [1] } }, storeEvent: false };
+  // The floor stores nothing either way.
+  const request = { instanceId, observation: { y: { values: [1] } }, storeEvent: store === "on" };
   const file = join(temp, name.replace(/\W/g, "-"));
   if (protocol === "json") {
     writeFileSync(file, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[${JSON.stringify(request)}]]\n`);
@@ -98,7 +98,7 @@ try {
   }
   const [, a, b] = results as [unknown, typeof results[0], typeof results[0]];
   rows.push(["median", ...results.flatMap((r) => [median(r.map((m) => m.callsPerSecond)), median(r.map((m) => m.cpuMicros))])]);
-  console.log(`${machine()}; ${protocol}, ${inFlight} in flight; A = ${entryA}, B = ${entryB}\n`);
+  console.log(`${machine()}; ${protocol}, ${inFlight} in flight, store ${store}; A = ${entryA}, B = ${entryB}\n`);
   console.log(table(["round", ...targets.flatMap((t) => [`${t.name} calls/s`, `${t.name} CPU µs/call`])], rows));
   const faster = b.filter((m, i) => m.cpuMicros < a[i]!.cpuMicros).length;
   console.log(`\nB used less CPU per call than A in ${faster} of ${rounds} rounds; median ${format(median(a.map((m) => m.cpuMicros)))} → ${format(median(b.map((m) => m.cpuMicros)))} µs.`);

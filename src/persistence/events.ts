@@ -53,28 +53,9 @@ export interface Appended {
 
 // One statement, so that an append outside a transaction is one round trip and commits by itself
 // (four with BEGIN, the reservation, the insert and COMMIT; on PostgreSQL each waited for a busy
-// database process). `reserved` takes each episode's next sequence numbers, locking its row, which
-// serialises appends to it, and keeps its time range; the insert numbers the events from what it
-// returns; episodes that do not exist return nothing and get no events.
-// The events go as arrays, not as the ORM's VALUES list, which costs several times more to build
-// and for the database to parse. Parsing them is most of the insert's cost, so they take the
-// cheapest forms: the append of each event as an index, times as integer epoch milliseconds (whole
-// seconds and milliseconds are converted exactly, where a fraction of a second in floating point is
-// not), and the data as one JSON array text.
-const APPEND = `with reserved as (
-    update episode e set event_count = e.event_count + a.n,
-      first_event_at = least(e.first_event_at, a.earliest), last_event_at = greatest(e.last_event_at, a.latest), updated_at = $6
-    from unnest($1::uuid[], $2::text[], $3::bigint[], $4::timestamptz[], $5::timestamptz[]) with ordinality as a(instance_id, name, n, earliest, latest, i)
-    where e.instance_id = a.instance_id and e.name = a.name
-    returning a.i, a.n as added, e.*
-  ), inserted as (
-    insert into event (episode_id, seq, timestamp, data, metadata)
-    select r.id, r.event_count - r.added + 1 + x.j, to_timestamp(x.ms / 1000) + (x.ms % 1000) * interval '1 millisecond', x.data, x.metadata
-    from rows from (unnest($7::int[]), unnest($8::int[]), unnest($9::bigint[]), jsonb_array_elements($10::jsonb), unnest($11::jsonb[]))
-      as x(k, j, ms, data, metadata)
-    join reserved r on r.i = x.k
-  )
-  select * from reserved`;
+// database process). The function (migration Migration20261124232000_append_function) keeps its
+// plan; the ORM's VALUES list would cost several times more to build and to parse.
+const APPEND = "select i, added, (ep).* from append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 /**
  * Appends events to episodes named by instance and name, with one statement, in `em`'s transaction

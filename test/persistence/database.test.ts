@@ -33,7 +33,7 @@ describe.skipIf(usingPostgres)("the embedded database", () => {
 });
 
 describe("migrations at start", () => {
-  const LAST = "Migration20261124142408_event_without_foreign_key";
+  const LAST = "Migration20261124232000_append_function";
   const sql = async (d: Database, query: string) => (await d.orm.em.getConnection().execute(query)) as Array<Record<string, unknown>>;
 
   it("applies the migrations a database lacks, and only those", async () => {
@@ -41,7 +41,7 @@ describe("migrations at start", () => {
     db = await openDatabase(config);
     // The database as it was before the last migration.
     await sql(db, `delete from mikro_orm_migrations where name = '${LAST}'`);
-    await sql(db, `alter table event add constraint event_episode_id_foreign foreign key (episode_id) references episode (id) on delete cascade`);
+    await sql(db, "drop function append_events");
     const reopen = usingPostgres
       ? config
       : { dataDir: MEMORY, loadDataDir: await (await (db.orm.em.getConnection() as unknown as PgliteConnection).getNativeClient()).dumpDataDir("none") };
@@ -50,9 +50,10 @@ describe("migrations at start", () => {
     expect((await sql(db, "select name from mikro_orm_migrations order by id")).map((r) => r.name)).toEqual([
       "Migration20261123183856_initial",
       "Migration20261123212803_runs",
+      "Migration20261124142408_event_without_foreign_key",
       LAST,
     ]);
-    expect(await sql(db, "select conname from pg_constraint where conname = 'event_episode_id_foreign'")).toEqual([]);
+    expect(await sql(db, "select proname from pg_proc where proname = 'append_events'")).toEqual([{ proname: "append_events" }]);
   });
 });
 

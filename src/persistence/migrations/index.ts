@@ -3,9 +3,11 @@ import type { MigrationObject } from "@mikro-orm/core";
 import { Migration20261123183856_initial as m0 } from "./Migration20261123183856_initial.ts";
 import { Migration20261123212803_runs as m1 } from "./Migration20261123212803_runs.ts";
 import { Migration20261124142408_event_without_foreign_key as m2 } from "./Migration20261124142408_event_without_foreign_key.ts";
+import { Migration20261124232000_append_function as m3 } from "./Migration20261124232000_append_function.ts";
 
 export const migrations: MigrationObject[] = [
   { name: "Migration20261123183856_initial", class: m0 },
   { name: "Migration20261123212803_runs", class: m1 },
   { name: "Migration20261124142408_event_without_foreign_key", class: m2 },
+  { name: "Migration20261124232000_append_function", class: m3 },
 ];
