@@ -39,8 +39,8 @@ export function beginCall({ logger, accessLog }: CallLogging, rpc: string, clien
 }
 
 /**
- * Outermost interceptor: gives every call a request id, a logger that carries it, one access-log
- * line, and the mapping of domain errors to gRPC codes.
+ * Outermost interceptor: gives every call a request id, a logger that carries it, its access-log
+ * line (as `accessLog` says), and the mapping of domain errors to gRPC codes.
  */
 export function observe(logging: CallLogging): Interceptor {
   return (next) => async (req) => {
