@@ -1,8 +1,8 @@
 // Event storage: bulk appends and keyset-paged raw reads (hydrating entities is ~4× slower).
 import type { EntityManager } from "@mikro-orm/sql";
-import { CompiledQuery } from "kysely";
 import type { JsonObject } from "../models/types.ts";
 import { Episode, Event } from "./entities.ts";
+import { query, run, type Statement } from "./statements.ts";
 
 export interface NewEvent {
   readonly timestamp: Date;
@@ -18,11 +18,6 @@ export interface StoredEvent extends NewEvent {
 export interface EventDataText {
   readonly length: number;
   readonly arrays: readonly string[];
-}
-
-/** Runs SQL with bind parameters in `em`'s transaction, if any (`em.execute` inlines parameters). */
-async function query<R>(em: EntityManager, sql: string, parameters: unknown[]): Promise<readonly R[]> {
-  return (await em.getKysely().executeQuery<R>(CompiledQuery.raw(sql, parameters))).rows;
 }
 
 function timeRange(events: readonly NewEvent[]): { earliest: Date; latest: Date } {
@@ -55,7 +50,12 @@ export interface Appended {
 // (four with BEGIN, the reservation, the insert and COMMIT; on PostgreSQL each waited for a busy
 // database process). The function (migration Migration20261124232000_append_function) keeps its
 // plan; the ORM's VALUES list would cost several times more to build and to parse.
-const APPEND = "select i, added, (ep).* from append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+const APPEND: Statement = {
+  name: "append_events",
+  text: "select i, added, (ep).* from append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+  // uuid[], text[], int8[], timestamptz[], timestamptz[], timestamptz, int4[], int4[], int8[], jsonb, jsonb[]
+  types: [2951, 1009, 1016, 1185, 1185, 1184, 1007, 1007, 1016, 3802, 3807],
+};
 
 /**
  * Appends events to episodes named by instance and name, with one statement, in `em`'s transaction
@@ -78,7 +78,7 @@ export async function appendToEpisodes(em: EntityManager, appends: readonly Epis
       metadata.push(e.metadata === null ? null : JSON.stringify(e.metadata));
     });
   });
-  const reserved = await query<{ i: string | number; added: string | number } & Record<string, unknown>>(em, APPEND, [
+  const reserved = await run<{ i: string | number; added: string | number } & Record<string, unknown>>(em, APPEND, [
     appends.map((a) => a.instanceId),
     appends.map((a) => a.episode),
     appends.map((a) => a.events.length),
