@@ -136,7 +136,8 @@ export class InferenceService {
       await tx.flush();
       return first;
     });
-    this.#cache.invalidate(instance.id);
+    // The row is now `instance` with this state and the next version (the update checked the version).
+    this.#cache.update(instance, { ...instance, state, version: instance.version + 1 });
     return seq;
   }
 

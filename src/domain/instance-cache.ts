@@ -31,8 +31,8 @@ const snapshotOf = (i: Instance): InstanceSnapshot => ({
 
 /**
  * Instances as last committed, so that inference does not read the row on every call. Every
- * transaction that changes an instance calls `invalidate` after it commits (and, on PostgreSQL,
- * announces the change to the other replicas, which invalidate on the notice).
+ * transaction that changes an instance calls `invalidate` (or `update`) after it commits (and, on
+ * PostgreSQL, announces the change to the other replicas, which invalidate on the notice).
  */
 export class InstanceCache {
   readonly #entries = new Map<string, InstanceSnapshot>();
@@ -61,6 +61,17 @@ export class InstanceCache {
       if (this.#entries.size > this.#capacity) this.#entries.delete(this.#entries.keys().next().value!);
     }
     return snapshot;
+  }
+
+  /**
+   * After a commit that changed the instance from `before`, as this cache gave it, to `after`: the
+   * next call needs no read. If the entry changed meanwhile (another change was invalidated), the
+   * cache reads it again instead.
+   */
+  update(before: InstanceSnapshot, after: InstanceSnapshot): void {
+    const unchanged = this.#entries.get(before.id) === before;
+    this.invalidate(before.id); // a read begun before the commit must not be cached after it
+    if (unchanged) this.#entries.set(after.id, after);
   }
 
   invalidate(id: string): void {

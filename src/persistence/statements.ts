@@ -43,7 +43,7 @@ function runPrepared<R>(pglite: PGlite, statement: Statement, parameters: unknow
       for (let attempt = 0; ; attempt++) {
         if (!prepared.has(statement.name)) {
           // Alone, so that a statement that fails to prepare leaves nothing behind.
-          await pglite.execProtocol(concat([protocol.serialize.parse({ ...statement, types: [...statement.types] }), protocol.serialize.sync()]));
+          await pglite.execProtocolStream(concat([protocol.serialize.parse({ ...statement, types: [...statement.types] }), protocol.serialize.sync()]));
           prepared.add(statement.name);
         }
         const values = parameters.map((value, k) => serialize(pglite, statement.types[k]!, value));
@@ -55,8 +55,8 @@ function runPrepared<R>(pglite: PGlite, statement: Statement, parameters: unknow
         ]);
         try {
           // One entry: after an error PostgreSQL skips to the Sync, so the session is ready again.
-          const { messages } = await pglite.execProtocol(message);
-          return parse.parseResults(messages, pglite.parsers)[0]!.rows as R[];
+          // The stream variant, as query() uses: execProtocol also copies the raw answer.
+          return parse.parseResults(await pglite.execProtocolStream(message), pglite.parsers)[0]!.rows as R[];
         } catch (error) {
           if ((error as { code?: string }).code !== NO_SUCH_STATEMENT || attempt > 0) throw error;
           prepared.delete(statement.name);
