@@ -122,9 +122,14 @@ const READ_PAGE = 10_000;
  */
 const DATA_GROUP = 100;
 
-const READ_DATA = `select count(*)::int as count, '[' || string_agg(data::text, ',' order by seq) || ']' as array
-  from event where episode_id = $1 and seq > $2 and seq <= $3
-  group by (seq - 1) / ${DATA_GROUP} order by (seq - 1) / ${DATA_GROUP}`;
+// Each group is its own range scan of the primary key, so its events arrive in order and its
+// ordered aggregate needs no sort; grouping the page by (seq - 1) / DATA_GROUP sorted the
+// page and then every group (a scratch loop over 300 000 events on PGlite: 197–211 ms against 233–250 ms).
+const READ_DATA = `select a.count, a.array
+  from generate_series($2::bigint, $3::bigint - 1, ${DATA_GROUP}) as g(after),
+    lateral (select count(*)::int as count, '[' || string_agg(data::text, ',' order by seq) || ']' as array
+      from event where episode_id = $1 and seq > g.after and seq <= least(g.after + ${DATA_GROUP}, $3::bigint)) as a
+  where a.count > 0 order by g.after`;
 
 /** The data of events fromSeq..toSeq inclusive, unparsed, in order, one keyset page at a time. */
 export async function* readEventData(em: EntityManager, episodeId: string, fromSeq: number, toSeq: number): AsyncGenerator<EventDataText> {
