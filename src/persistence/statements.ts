@@ -38,16 +38,16 @@ function runPrepared<R>(pglite: PGlite, statement: Statement, parameters: unknow
   // ORM's transactions hold PGlite's transaction lock throughout), then alone in the session.
   return pglite._runExclusiveTransaction(() =>
     pglite._runExclusiveQuery(async () => {
-      const prepared = preparedIn.get(pglite) ?? new Set<string>();
-      preparedIn.set(pglite, prepared);
+      let prepared = preparedIn.get(pglite);
+      if (!prepared) preparedIn.set(pglite, (prepared = new Set()));
       for (let attempt = 0; ; attempt++) {
         if (!prepared.has(statement.name)) {
           // Alone, so that a statement that fails to prepare leaves nothing behind.
-          await pglite.execProtocolStream(concat([protocol.serialize.parse({ ...statement, types: [...statement.types] }), protocol.serialize.sync()]));
+          await pglite.execProtocolStream(Buffer.concat([protocol.serialize.parse({ ...statement, types: [...statement.types] }), protocol.serialize.sync()]));
           prepared.add(statement.name);
         }
         const values = parameters.map((value, k) => serialize(pglite, statement.types[k]!, value));
-        const message = concat([
+        const message = Buffer.concat([
           protocol.serialize.bind({ statement: statement.name, values }),
           protocol.serialize.describe({ type: "P" }),
           protocol.serialize.execute({}),
@@ -71,14 +71,4 @@ function serialize(pglite: PGlite, type: number, value: unknown): string | null 
   if (value === null || value === undefined) return null;
   const serializer = pglite.serializers[type];
   return serializer ? serializer(value) : String(value);
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const whole = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const part of parts) {
-    whole.set(part, at);
-    at += part.byteLength;
-  }
-  return whole;
 }
