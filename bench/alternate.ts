@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { InferRequestSchema } from "../gen/posterior/v1/inference_service_pb.ts";
-import { format, grpcFrame, machine, run, startFloor, startServer, table } from "./support.ts";
+import { createBetaBernoulli, format, grpcFrame, inferRequest, machine, median, run, startFloor, startServer, table, writeWrkScript } from "./support.ts";
 
 const [protocol, entryA, entryB = "src/main.ts", roundsArg = "10", inFlightArg = "64", store = "off"] = process.argv.slice(2);
 const rounds = Number(roundsArg);
@@ -38,25 +38,17 @@ async function floor(temp: string): Promise<Target> {
 
 async function posterior(temp: string, name: string, entry: string): Promise<Target> {
   const server = await startServer({}, entry);
-  const res = await fetch(`http://127.0.0.1:${server.port}/posterior.v1.ModelService/CreateInstance`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "beta-bernoulli-v1" }),
-  });
-  const { instance } = (await res.json()) as { instance: { instanceId: string } };
-  return { name, port: server.port, body: requestFile(temp, name, instance.instanceId), cpuSeconds: server.cpuSeconds, stop: server.stop };
+  const instanceId = await createBetaBernoulli(server.port);
+  return { name, port: server.port, body: requestFile(temp, name, instanceId), cpuSeconds: server.cpuSeconds, stop: server.stop };
 }
 
 /** A wrk script (json) or a framed gRPC message (grpc) with the Infer request. */
 function requestFile(temp: string, name: string, instanceId: string): string {
   // The floor stores nothing either way.
-  const request = { instanceId, observation: { y: { values: [1] } }, storeEvent: store === "on" };
+  const request = inferRequest(instanceId, store === "on");
   const file = join(temp, name.replace(/\W/g, "-"));
-  if (protocol === "json") {
-    writeFileSync(file, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[${JSON.stringify(request)}]]\n`);
-  } else {
-    writeFileSync(file, grpcFrame(toBinary(InferRequestSchema, create(InferRequestSchema, request))));
-  }
+  if (protocol === "json") return writeWrkScript(file, request);
+  writeFileSync(file, grpcFrame(toBinary(InferRequestSchema, create(InferRequestSchema, request))));
   return file;
 }
 
@@ -83,8 +75,6 @@ async function measure(target: Target): Promise<{ callsPerSecond: number; cpuMic
   if (!(calls > 0) || failed) throw new Error(`load against ${target.name} failed:\n${out}`);
   return { callsPerSecond, cpuMicros: ((target.cpuSeconds() - cpu) * 1e6) / calls };
 }
-
-const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 const temp = mkdtempSync(join(tmpdir(), "posterior-alternate-"));
 const targets: Target[] = [];

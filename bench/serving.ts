@@ -11,7 +11,9 @@
 // Posterior runs with this command's environment: POSTERIOR_ACCESS_LOG=failures measures it without the
 // access-log line of successful calls.
 // Sub-modes, spawned by the main mode: `floor-grpc` (@grpc/grpc-js), `floor-http` (node:http, Connect JSON),
-// `floor-h2` (node:http2, Connect binary); each serves Infer only and prints {"port":N} when listening.
+// `floor-h2` (node:http2, Connect binary); and, spawned by bench/json-budget.ts, `rung-proto-json` and
+// `rung-access-log` (the node:http floor with some of Posterior's pieces). Each serves Infer only and prints
+// {"port":N} when listening.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
@@ -22,6 +24,8 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { createMethodSerializationLookup } from "@connectrpc/connect/protocol";
+import { pino } from "pino";
 import {
   InferenceService,
   type InferResponse,
@@ -33,7 +37,21 @@ import { distributionsOut, fieldsIn } from "../src/api/convert.ts";
 import type { Distribution } from "../src/math/distribution.ts";
 import type { Tensor } from "../src/math/tensor.ts";
 import { modelTypes } from "../src/models/registry.ts";
-import { type FloorMode, type FloorServer, format, grpcFrame, machine, percentile, run, startFloor, startServer, table } from "./support.ts";
+import { beginCall, REQUEST_ID_HEADER, requestIdOf } from "../src/server/interceptors.ts";
+import {
+  type FloorMode,
+  type FloorServer,
+  format,
+  grpcFrame,
+  inferRequest,
+  machine,
+  percentile,
+  run,
+  startFloor,
+  startServer,
+  table,
+  writeWrkScript,
+} from "./support.ts";
 
 const MODEL = "beta-bernoulli-v1";
 const INFER_PATH = "/posterior.v1.InferenceService/Infer";
@@ -126,6 +144,38 @@ function serveHttpFloor() {
   server.listen(0, "127.0.0.1", () => announce((server.address() as { port: number }).port));
 }
 
+/**
+ * The node:http floor with Posterior's pieces added one rung at a time, Posterior's own code where it
+ * is separable: proto3 JSON through Connect's serialization of the method (as the short JSON path
+ * parses and writes), and with `accessLog`, a request id and an access-log line through `beginCall`
+ * to a pino destination set up as src/cli.ts sets it.
+ */
+function serveHttpRung(accessLog: boolean) {
+  const method = InferenceService.method.infer;
+  const serialization = createMethodSerializationLookup(method, undefined, undefined, { readMaxBytes: 16 << 20, writeMaxBytes: 64 << 20 });
+  const logging = accessLog
+    ? { logger: pino({ level: "info" }, pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 100 })), accessLog: "all" as const }
+    : undefined;
+  const server = http.createServer((req, res) =>
+    readAll(req, (body) => {
+      if (req.method !== "POST" || req.url !== INFER_PATH) return void res.writeHead(404).end();
+      const call = logging && beginCall(logging, `${InferenceService.typeName}/${method.name}`, requestIdOf(req.headers));
+      const request = serialization.getI(false).parse(body);
+      const out = floorModel(fieldsIn(request.observation));
+      const answer = create(method.output, {
+        instanceId: request.instanceId,
+        posteriors: distributionsOut(out.posteriors),
+        predictions: distributionsOut(out.predictions),
+      });
+      call?.done();
+      const header: Record<string, string> = { "content-type": "application/json" };
+      if (call) header[REQUEST_ID_HEADER] = call.id;
+      res.writeHead(200, header).end(serialization.getO(false).serialize(answer));
+    }),
+  );
+  server.listen(0, "127.0.0.1", () => announce((server.address() as { port: number }).port));
+}
+
 function serveH2Floor() {
   const server = http2.createServer();
   server.on("stream", (stream, headers) =>
@@ -179,7 +229,6 @@ function expectAnswer(outcome: Outcome, stored: boolean, what: string) {
   if (outcome.alpha !== 2 || outcome.eventSeq > 0 !== stored) throw new Error(`${what}: unexpected reply ${JSON.stringify(outcome)}`);
 }
 
-const requestFields = (instanceId: string, storeEvent: boolean) => ({ instanceId, observation: { y: { values: [1] } }, storeEvent });
 
 let stubs: grpc.ServiceClientConstructor | undefined;
 
@@ -188,7 +237,7 @@ function grpcJsCaller(port: number, instanceId: string, storeEvent: boolean): Ca
   const client = new stubs(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
     infer(request: object, callback: (error: grpc.ServiceError | null, reply: PlainInferResponse) => void): void;
   };
-  const request = requestFields(instanceId, storeEvent);
+  const request = inferRequest(instanceId, storeEvent);
   return {
     infer: () => new Promise((resolve, reject) => client.infer(request, (error, reply) => (error ? reject(error) : resolve(plainOutcome(reply))))),
     close: () => client.close(),
@@ -199,7 +248,7 @@ function connectBinaryCaller(port: number, instanceId: string, storeEvent: boole
   const baseUrl = `http://127.0.0.1:${port}`;
   const sessionManager = new Http2SessionManager(baseUrl);
   const client = createClient(InferenceService, createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, sessionManager }));
-  const request = create(InferRequestSchema, requestFields(instanceId, storeEvent));
+  const request = create(InferRequestSchema, inferRequest(instanceId, storeEvent));
   return { infer: async () => messageOutcome(await client.infer(request)), close: () => sessionManager.abort() };
 }
 
@@ -401,11 +450,9 @@ function groups(floors: Record<FloorMode, Target>, temp: string, seconds: number
       floor: floors["floor-http"],
       concurrency,
       async measure(target: Target, server: Server, instanceId: string, stored: boolean) {
-        const body = JSON.stringify(requestFields(instanceId, stored));
-        expectAnswer(await jsonOnce(target.port, body), stored, `${server} wrk body`);
-        const script = join(temp, "infer.lua");
-        writeFileSync(script, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[${body}]]\n`);
-        return wrkCase(target, script, concurrency, seconds, warmup);
+        const request = inferRequest(instanceId, stored);
+        expectAnswer(await jsonOnce(target.port, JSON.stringify(request)), stored, `${server} wrk body`);
+        return wrkCase(target, writeWrkScript(join(temp, "infer.lua"), request), concurrency, seconds, warmup);
       },
     })),
     ...[1, HIGH_CONCURRENCY].map((concurrency) => ({
@@ -420,7 +467,7 @@ function groups(floors: Record<FloorMode, Target>, temp: string, seconds: number
 
 /** h2load sending one framed Infer request over and over: at saturation, or offering `rate` calls a second. */
 async function h2loadInfer(target: Target, server: Server, instanceId: string, stored: boolean, temp: string, seconds: number, warmup: number, rate?: number) {
-  const framed = grpcFrame(toBinary(InferRequestSchema, create(InferRequestSchema, requestFields(instanceId, stored))));
+  const framed = grpcFrame(toBinary(InferRequestSchema, create(InferRequestSchema, inferRequest(instanceId, stored))));
   expectAnswer(await grpcOnce(target.port, framed), stored, `${server} h2load body`);
   const file = join(temp, "infer.grpc");
   writeFileSync(file, framed);
@@ -557,6 +604,8 @@ const mode = process.argv[2];
 if (mode === "floor-grpc") serveGrpcFloor();
 else if (mode === "floor-http") serveHttpFloor();
 else if (mode === "floor-h2") serveH2Floor();
+else if (mode === "rung-proto-json") serveHttpRung(false);
+else if (mode === "rung-access-log") serveHttpRung(true);
 else {
   const seconds = Number(mode ?? 5);
   const only = process.argv[3];

@@ -1,7 +1,7 @@
 // Shared by the benchmarks: a server process started as a user would, the floor servers, load tools,
 // CPU time, percentiles and Markdown tables.
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 
@@ -104,21 +104,32 @@ export const machine = () =>
 /** The minimal servers of bench/serving.ts: grpc-js, node:http (Connect JSON), node:http2 (Connect binary). */
 export type FloorMode = "floor-grpc" | "floor-http" | "floor-h2";
 
+/**
+ * The node:http floor with one more of Posterior's pieces on each rung (bench/json-budget.ts):
+ * proto3 JSON through Connect's serialization of the method, then a request id and an access-log line.
+ */
+export type RungMode = "rung-proto-json" | "rung-access-log";
+
 export interface FloorServer {
   readonly port: number;
   cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
-export function startFloor(mode: FloorMode): Promise<FloorServer> {
+export function startFloor(mode: FloorMode | RungMode): Promise<FloorServer> {
   const child = spawn(process.execPath, [join(import.meta.dirname, "serving.ts"), mode], { stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     let output = "";
-    child.stdout.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const port = /"port":(\d+)/.exec(output)?.[1];
-      if (port) resolve({ port: Number(port), cpuSeconds: () => cpuSecondsOf(child.pid!), stop: () => stopChild(child) });
-    });
+      if (!port) return;
+      // What follows (a rung's access log) is read and dropped, as for a Posterior server.
+      child.stdout.off("data", onData);
+      child.stdout.resume();
+      resolve({ port: Number(port), cpuSeconds: () => cpuSecondsOf(child.pid!), stop: () => stopChild(child) });
+    };
+    child.stdout.on("data", onData);
     child.once("exit", (code) => reject(new Error(`${mode} exited with ${code} before listening:\n${output}`)));
   });
 }
@@ -149,3 +160,25 @@ export function grpcFrame(message: Uint8Array): Buffer {
   framed.set(message, 5);
   return framed;
 }
+
+/** A beta-bernoulli-v1 instance, created through Connect JSON; its id. */
+export async function createBetaBernoulli(port: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/posterior.v1.ModelService/CreateInstance`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "beta-bernoulli-v1" }),
+  });
+  const { instance } = (await res.json()) as { instance: { instanceId: string } };
+  return instance.instanceId;
+}
+
+/** The unary Infer request (y = 1) of the load tools. */
+export const inferRequest = (instanceId: string, storeEvent: boolean) => ({ instanceId, observation: { y: { values: [1] } }, storeEvent });
+
+/** Writes a wrk script that POSTs `request` as Connect JSON. */
+export function writeWrkScript(file: string, request: object): string {
+  writeFileSync(file, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[${JSON.stringify(request)}]]\n`);
+  return file;
+}
+
+export const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
