@@ -11,7 +11,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { InferRequestSchema } from "../gen/posterior/v1/inference_service_pb.ts";
-import { createBetaBernoulli, format, grpcFrame, inferRequest, machine, median, run, startFloor, startServer, table, writeWrkScript } from "./support.ts";
+import {
+  createBetaBernoulli,
+  format,
+  grpcFrame,
+  inferRequest,
+  type LoadCounts,
+  loadRound,
+  machine,
+  median,
+  type RoundResult,
+  run,
+  startFloor,
+  startServer,
+  table,
+  wrkCounts,
+  writeWrkScript,
+} from "./support.ts";
 
 const [protocol, entryA, entryB = "src/main.ts", roundsArg = "10", inFlightArg = "64", store = "off"] = process.argv.slice(2);
 const rounds = Number(roundsArg);
@@ -52,28 +68,18 @@ function requestFile(temp: string, name: string, instanceId: string): string {
   return file;
 }
 
-/** Calls and failures of one load run, from the tool's output. */
-function counts(out: string): { calls: number; callsPerSecond: number; failed: boolean } {
-  if (protocol === "json") {
-    const calls = Number(/(\d+) requests in/.exec(out)?.[1]);
-    return { calls, callsPerSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]), failed: /Non-2xx/.test(out) };
-  }
+/** Calls and failures of an h2load run, from its output. */
+function h2loadCounts(out: string): LoadCounts {
   const calls = Number(/(\d+) succeeded/.exec(out)?.[1]);
   return { calls, callsPerSecond: Number(/finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out)?.[1]), failed: !/ 0 failed, 0 errored/.test(out) };
 }
 
-async function measure(target: Target): Promise<{ callsPerSecond: number; cpuMicros: number }> {
+function measure(target: Target) {
   const url = `http://127.0.0.1:${target.port}${INFER}`;
+  if (protocol === "json") return loadRound(target, (seconds) => run("wrk", ["-t1", `-c${inFlight}`, `-d${seconds}s`, "-s", target.body, url]), wrkCounts);
   const load = (seconds: number) =>
-    protocol === "json"
-      ? run("wrk", ["-t1", `-c${inFlight}`, `-d${seconds}s`, "-s", target.body, url])
-      : run("h2load", ["-c", inFlight === 1 ? "1" : "4", "-m", inFlight === 1 ? "1" : "16", "-D", String(seconds), "-d", target.body, "-H", "content-type: application/grpc", "-H", "te: trailers", url]);
-  await load(1);
-  const cpu = target.cpuSeconds();
-  const out = await load(3);
-  const { calls, callsPerSecond, failed } = counts(out);
-  if (!(calls > 0) || failed) throw new Error(`load against ${target.name} failed:\n${out}`);
-  return { callsPerSecond, cpuMicros: ((target.cpuSeconds() - cpu) * 1e6) / calls };
+    run("h2load", ["-c", inFlight === 1 ? "1" : "4", "-m", inFlight === 1 ? "1" : "16", "-D", String(seconds), "-d", target.body, "-H", "content-type: application/grpc", "-H", "te: trailers", url]);
+  return loadRound(target, load, h2loadCounts);
 }
 
 const temp = mkdtempSync(join(tmpdir(), "posterior-alternate-"));
@@ -81,7 +87,7 @@ const targets: Target[] = [];
 try {
   targets.push(await floor(temp), await posterior(temp, "A", entryA), await posterior(temp, "B", entryB));
   const rows: Array<Array<string | number>> = [];
-  const results = targets.map(() => [] as Array<{ callsPerSecond: number; cpuMicros: number }>);
+  const results = targets.map(() => [] as RoundResult[]);
   for (let round = 1; round <= rounds; round++) {
     for (const [i, target] of targets.entries()) results[i]!.push(await measure(target));
     rows.push([String(round), ...results.flatMap((r) => [r.at(-1)!.callsPerSecond, r.at(-1)!.cpuMicros])]);

@@ -3,13 +3,27 @@
 // unary Infer on beta-bernoulli-v1, store off):
 //   node bench/json-budget.ts [rounds, default 5] [in flight, default 64]
 // Rungs (bench/serving.ts): proto3 JSON through Connect's serialization of the method; then also a
-// request id and an access-log line (Posterior's `beginCall`, pino as src/cli.ts sets it up).
+// request id and an access-log line (Posterior's `beginCall` and logger).
 // Posterior runs with this command's environment (POSTERIOR_ACCESS_LOG=failures drops the line).
 // Ratios are taken within each round, to the floor of that round; the table gives their medians.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createBetaBernoulli, type FloorServer, inferRequest, machine, median, run, startFloor, startServer, table, writeWrkScript } from "./support.ts";
+import {
+  createBetaBernoulli,
+  type FloorServer,
+  inferRequest,
+  loadRound,
+  machine,
+  median,
+  type RoundResult,
+  run,
+  startFloor,
+  startServer,
+  table,
+  wrkCounts,
+  writeWrkScript,
+} from "./support.ts";
 
 const [roundsArg = "5", inFlightArg = "64"] = process.argv.slice(2);
 const rounds = Number(roundsArg);
@@ -32,15 +46,8 @@ async function posterior(temp: string): Promise<Target> {
   return { ...server, name: "Posterior", script: wrkScript(temp, "posterior", await createBetaBernoulli(server.port)) };
 }
 
-async function measure(target: Target): Promise<{ callsPerSecond: number; cpuMicros: number }> {
-  const load = (seconds: number) => run("wrk", ["-t1", `-c${inFlight}`, `-d${seconds}s`, "-s", target.script, `http://127.0.0.1:${target.port}${INFER}`]);
-  await load(1);
-  const cpu = target.cpuSeconds();
-  const out = await load(3);
-  const calls = Number(/(\d+) requests in/.exec(out)?.[1]);
-  if (!(calls > 0) || /Non-2xx/.test(out)) throw new Error(`load against ${target.name} failed:\n${out}`);
-  return { callsPerSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]), cpuMicros: ((target.cpuSeconds() - cpu) * 1e6) / calls };
-}
+const measure = (target: Target) =>
+  loadRound(target, (seconds) => run("wrk", ["-t1", `-c${inFlight}`, `-d${seconds}s`, "-s", target.script, `http://127.0.0.1:${target.port}${INFER}`]), wrkCounts);
 
 const temp = mkdtempSync(join(tmpdir(), "posterior-json-budget-"));
 const targets: Target[] = [];
@@ -56,13 +63,13 @@ try {
     await floor("rung-access-log", "+ request id and access-log line"),
     await posterior(temp),
   );
-  const results = targets.map(() => [] as Array<{ callsPerSecond: number; cpuMicros: number }>);
+  const results = targets.map(() => [] as RoundResult[]);
   for (let round = 1; round <= rounds; round++) {
     process.stderr.write(`round ${round} of ${rounds}\n`);
     for (const [i, target] of targets.entries()) results[i]!.push(await measure(target));
   }
   const floorResults = results[0]!;
-  const ratiosTo = (i: number, pick: (m: { callsPerSecond: number; cpuMicros: number }) => number) =>
+  const ratiosTo = (i: number, pick: (m: RoundResult) => number) =>
     results[i]!.map((m, k) => pick(m) / pick(floorResults[k]!));
   const summary = (ratios: readonly number[]) => `${median(ratios).toFixed(2)}× (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
   const rows = targets.map((target, i) => [

@@ -25,7 +25,6 @@ import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { createMethodSerializationLookup } from "@connectrpc/connect/protocol";
-import { pino } from "pino";
 import {
   InferenceService,
   type InferResponse,
@@ -37,6 +36,8 @@ import { distributionsOut, fieldsIn } from "../src/api/convert.ts";
 import type { Distribution } from "../src/math/distribution.ts";
 import type { Tensor } from "../src/math/tensor.ts";
 import { modelTypes } from "../src/models/registry.ts";
+import { createLogger } from "../src/logger.ts";
+import { MESSAGE_LIMITS } from "../src/server/call-context.ts";
 import { beginCall, REQUEST_ID_HEADER, requestIdOf } from "../src/server/interceptors.ts";
 import {
   type FloorMode,
@@ -148,14 +149,12 @@ function serveHttpFloor() {
  * The node:http floor with Posterior's pieces added one rung at a time, Posterior's own code where it
  * is separable: proto3 JSON through Connect's serialization of the method (as the short JSON path
  * parses and writes), and with `accessLog`, a request id and an access-log line through `beginCall`
- * to a pino destination set up as src/cli.ts sets it.
+ * to the server's own logger.
  */
 function serveHttpRung(accessLog: boolean) {
   const method = InferenceService.method.infer;
-  const serialization = createMethodSerializationLookup(method, undefined, undefined, { readMaxBytes: 16 << 20, writeMaxBytes: 64 << 20 });
-  const logging = accessLog
-    ? { logger: pino({ level: "info" }, pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 100 })), accessLog: "all" as const }
-    : undefined;
+  const serialization = createMethodSerializationLookup(method, undefined, undefined, MESSAGE_LIMITS);
+  const logging = accessLog ? { logger: createLogger("info").logger, accessLog: "all" as const } : undefined;
   const server = http.createServer((req, res) =>
     readAll(req, (body) => {
       if (req.method !== "POST" || req.url !== INFER_PATH) return void res.writeHead(404).end();
@@ -228,7 +227,6 @@ function messageOutcome(r: InferResponse): Outcome {
 function expectAnswer(outcome: Outcome, stored: boolean, what: string) {
   if (outcome.alpha !== 2 || outcome.eventSeq > 0 !== stored) throw new Error(`${what}: unexpected reply ${JSON.stringify(outcome)}`);
 }
-
 
 let stubs: grpc.ServiceClientConstructor | undefined;
 

@@ -181,4 +181,35 @@ export function writeWrkScript(file: string, request: object): string {
   return file;
 }
 
+/** What a load tool's run did. */
+export interface LoadCounts {
+  readonly calls: number;
+  readonly callsPerSecond: number;
+  readonly failed: boolean;
+}
+
+export function wrkCounts(out: string): LoadCounts {
+  const calls = Number(/(\d+) requests in/.exec(out)?.[1]);
+  return { calls, callsPerSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]), failed: /Non-2xx/.test(out) };
+}
+
+export interface RoundResult {
+  readonly callsPerSecond: number;
+  readonly cpuMicros: number;
+}
+
+/** One round of load on a server (1 s of warm-up, then 3 s): its calls/s and CPU per call. */
+export async function loadRound(
+  target: { readonly name: string; cpuSeconds(): number },
+  load: (seconds: number) => Promise<string>,
+  counts: (out: string) => LoadCounts,
+): Promise<RoundResult> {
+  await load(1);
+  const cpu = target.cpuSeconds();
+  const out = await load(3);
+  const { calls, callsPerSecond, failed } = counts(out);
+  if (!(calls > 0) || failed) throw new Error(`load against ${target.name} failed:\n${out}`);
+  return { callsPerSecond, cpuMicros: ((target.cpuSeconds() - cpu) * 1e6) / calls };
+}
+
 export const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;

@@ -16,6 +16,7 @@ import { LearningService } from "../domain/learning.ts";
 import { listenForInstanceChanges } from "../persistence/changes.ts";
 import type { Database } from "../persistence/database.ts";
 import { type CallLogging, observe, REQUEST_ID_HEADER } from "./interceptors.ts";
+import { MESSAGE_LIMITS } from "./call-context.ts";
 import type { Handlers, RequestHandler } from "./listen.ts";
 import { unaryGrpc } from "./unary-grpc.ts";
 import { unaryJson } from "./unary-json.ts";
@@ -91,8 +92,7 @@ export function createHandler(
   },
 ): Handlers {
   const protocol = {
-    readMaxBytes: 16 << 20,
-    writeMaxBytes: 64 << 20,
+    ...MESSAGE_LIMITS,
     acceptCompression: [compressionGzip, compressionBrotli],
     compressMinBytes: 1024,
   };

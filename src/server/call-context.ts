@@ -122,6 +122,9 @@ export function unaryRoutes<T>(
   return routes;
 }
 
+/** The largest request and response messages, on every port and protocol. */
+export const MESSAGE_LIMITS = { readMaxBytes: 16 << 20, writeMaxBytes: 64 << 20 } as const;
+
 /** The main port's short paths take connect-node's own limits and compressions, to answer alike. */
 export interface ShortPathOptions extends CallLogging {
   readonly readMaxBytes: number;

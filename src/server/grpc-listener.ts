@@ -7,7 +7,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 import { requestLogger } from "../api/context.ts";
 import { toConnectError } from "../api/errors.ts";
-import { CallContext, type CallSource, runUnary } from "./call-context.ts";
+import { CallContext, type CallSource, MESSAGE_LIMITS, runUnary } from "./call-context.ts";
 import { beginCall, type CallLogging, REQUEST_ID_HEADER } from "./interceptors.ts";
 
 type AnyImpl = (input: unknown, context: HandlerContext) => unknown;
@@ -27,7 +27,10 @@ export async function listenGrpc(
     shutdownSignal: AbortSignal;
   },
 ): Promise<GrpcListener> {
-  const server = new grpc.Server({ "grpc.max_receive_message_length": 16 << 20, "grpc.max_send_message_length": 64 << 20 });
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": MESSAGE_LIMITS.readMaxBytes,
+    "grpc.max_send_message_length": MESSAGE_LIMITS.writeMaxBytes,
+  });
   for (const [service, impl] of implementations) {
     for (const method of service.methods) {
       const handler = handlerFor(service, method, (impl as unknown as Record<string, AnyImpl>)[method.localName]!, options);
